@@ -1,0 +1,123 @@
+"""Hash buckets: where a key's waiters live, and the lock that serializes them.
+
+A :class:`BucketTable` is a fixed array of :class:`Bucket` s.  Each bucket has one lock
+and a dictionary from key to that key's :class:`~futex.kernel.waiter.WaitQueue`, so an
+operation on one key never walks the waiters of another key that hashes to the same
+bucket: the cost of a call does not grow with the number of unrelated waiters.
+
+Two tables serve a manager: a private one (private and shared-on-private-mapping keys; per
+address space, like gVisor's per-``Manager`` buckets) and a shared one (mappable keys;
+common to every manager forked from the same root, so shared futexes meet across
+processes).
+
+Lock order (``lock_two``): by ``rank``; private tables rank below shared tables and, in a
+table, buckets rank by index.  A key pair that falls in one bucket locks it once.
+Counters (``waits``, ``wakes``, ``requeues``, ``longest``) are kept per bucket under its
+lock, so they are exact without a global lock.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+from futex.kernel.keys import Key
+from futex.kernel.waiter import WaitQueue
+
+__all__ = ["Bucket", "BucketTable", "HashFn", "default_bucket_count", "fold_hash"]
+
+#: Maps a key to a non-negative integer; the table takes it modulo its size.
+HashFn = Callable[[Key], int]
+
+
+def default_bucket_count() -> int:
+    """Linux's global table size: ``roundup_pow_of_two(256 * CPUs)``."""
+    n = 256 * (os.cpu_count() or 1)
+    return 1 << (n - 1).bit_length()
+
+
+def fold_hash(key: Key) -> int:
+    """gVisor's ``bucketIndexForAddr`` fold of the address (offset) bits, mixed with the
+    identity of the address space or object for shared keys.
+
+    The two low bits are always zero (alignment); folding shifted copies keeps neighbouring
+    words in neighbouring buckets while spreading all 45 useful address bits.
+    """
+    a = key if isinstance(key, int) else key[-1] ^ hash(key[-2]) * 2654435761 & 281474976710655
+    return (a >> 2) + (a >> 12) + (a >> 22) + (a >> 32) + (a >> 42)
+
+
+class Bucket:
+    """One hash bucket: a lock, the per-key queues, and exact counters."""
+
+    __slots__ = (
+        "count",
+        "index",
+        "lock",
+        "longest",
+        "queues",
+        "rank",
+        "requeues",
+        "table",
+        "waits",
+        "wakes",
+    )
+
+    def __init__(self, table: BucketTable, index: int) -> None:
+        self.table = table
+        self.index = index
+        self.rank = (table.rank << 40) | index
+        self.lock = threading.Lock()
+        self.queues: dict[Key, WaitQueue] = {}
+        self.count = 0  # waiters queued here, all keys
+        self.waits = 0  # waiters ever queued here by a wait
+        self.wakes = 0  # waiters woken from here
+        self.requeues = 0  # waiters moved away from here by a requeue
+        self.longest = 0  # longest single-key queue seen here
+
+    def __repr__(self) -> str:
+        return f"<Bucket {self.table.name}[{self.index}] waiters={self.count}>"
+
+
+class BucketTable:
+    """A fixed-size array of buckets with a hash function."""
+
+    def __init__(self, size: int, hash_fn: HashFn, *, rank: int, name: str) -> None:
+        if size < 1:
+            raise ValueError(f"a bucket table needs at least one bucket, got {size}")
+        self.size = size
+        self.hash_fn = hash_fn
+        self.rank = rank
+        self.name = name
+        self.buckets = [Bucket(self, i) for i in range(size)]
+
+    def bucket_for(self, key: Key) -> Bucket:
+        return self.buckets[self.hash_fn(key) % self.size]
+
+    def __repr__(self) -> str:
+        return f"<BucketTable {self.name} size={self.size}>"
+
+
+def lock_two(b1: Bucket, b2: Bucket) -> None:
+    """Lock two buckets in rank order (once when they are the same bucket)."""
+    if b1 is b2:
+        b1.lock.acquire()
+    elif b1.rank < b2.rank:
+        b1.lock.acquire()
+        b2.lock.acquire()
+    else:
+        b2.lock.acquire()
+        b1.lock.acquire()
+
+
+def unlock_two(b1: Bucket, b2: Bucket) -> None:
+    """Release what :func:`lock_two` took, in reverse order."""
+    if b1 is b2:
+        b1.lock.release()
+    elif b1.rank < b2.rank:
+        b2.lock.release()
+        b1.lock.release()
+    else:
+        b1.lock.release()
+        b2.lock.release()

@@ -1,0 +1,169 @@
+"""Time, injectable: a real clock by default, a manual clock in tests and in the checker.
+
+A :class:`Clock` tells the time on two clocks (monotonic and realtime, in nanoseconds) and
+runs a callback once a clock reaches a deadline (:meth:`Clock.call_at`).  Timed waits arm
+such a timer; its callback wakes the wait with a timeout.  On a :class:`ManualClock`
+nothing fires until the test moves time with :meth:`ManualClock.advance` (or sets the
+realtime clock), so timed behaviour is exact and never sleeps.
+
+Timer callbacks run outside every clock lock, in the thread that moved the clock (manual)
+or in the clock's timer thread (real).
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+__all__ = ["Clock", "ClockId", "ManualClock", "RealClock", "Timer"]
+
+
+class ClockId(enum.IntEnum):
+    """The two clocks futex timeouts use (values are Linux's clockids)."""
+
+    REALTIME = 0
+    MONOTONIC = 1
+
+
+class Timer:
+    """A pending callback; :meth:`cancel` before it fires and it never will."""
+
+    __slots__ = ("_fn", "clock", "deadline")
+
+    def __init__(self, clock: ClockId, deadline: int, fn: Callable[[], None]) -> None:
+        self.clock = clock
+        self.deadline = deadline
+        self._fn: Callable[[], None] | None = fn
+
+    def cancel(self) -> None:
+        self._fn = None
+
+    @property
+    def active(self) -> bool:
+        return self._fn is not None
+
+    def _fire(self) -> None:
+        fn, self._fn = self._fn, None
+        if fn is not None:
+            fn()
+
+
+class Clock(Protocol):
+    def now(self, clock: ClockId) -> int:
+        """Nanoseconds on ``clock``."""
+        ...
+
+    def call_at(self, clock: ClockId, deadline: int, fn: Callable[[], None]) -> Timer:
+        """Run ``fn()`` once ``clock`` reaches ``deadline`` (ns)."""
+        ...
+
+
+class ManualClock:
+    """A clock that moves only when told.  Starts at ``monotonic`` / ``realtime`` ns
+    (defaults: an uptime of 1000 s and a date in 2026)."""
+
+    def __init__(
+        self, monotonic: int = 1_000 * 10**9, realtime: int = 1_790_000_000 * 10**9
+    ) -> None:
+        self._now = {ClockId.MONOTONIC: monotonic, ClockId.REALTIME: realtime}
+        self._timers: list[tuple[int, int, Timer]] = []
+        self._seq = itertools.count()
+        self._lock = threading.Lock()
+
+    def now(self, clock: ClockId) -> int:
+        return self._now[clock]
+
+    def call_at(self, clock: ClockId, deadline: int, fn: Callable[[], None]) -> Timer:
+        timer = Timer(clock, deadline, fn)
+        with self._lock:
+            self._timers.append((deadline, next(self._seq), timer))
+        if deadline <= self._now[clock]:
+            self._fire_due()
+        return timer
+
+    def advance(self, ns: int) -> None:
+        """Move both clocks forward by ``ns`` and fire every timer that is now due."""
+        if ns < 0:
+            raise ValueError(f"time only moves forward; got {ns} ns")
+        with self._lock:
+            self._now[ClockId.MONOTONIC] += ns
+            self._now[ClockId.REALTIME] += ns
+        self._fire_due()
+
+    def set_realtime(self, ns: int) -> None:
+        """Set the realtime clock (like clock_settime); due realtime timers fire."""
+        with self._lock:
+            self._now[ClockId.REALTIME] = ns
+        self._fire_due()
+
+    def pending(self) -> list[Timer]:
+        """Active timers, earliest first per clock."""
+        with self._lock:
+            return [t for _, _, t in sorted(self._timers) if t.active]
+
+    def next_deadline(self, clock: ClockId = ClockId.MONOTONIC) -> int | None:
+        """The earliest active deadline on ``clock``, or ``None``."""
+        times = [t.deadline for t in self.pending() if t.clock == clock]
+        return min(times) if times else None
+
+    def _fire_due(self) -> None:
+        due: list[tuple[int, int, Timer]] = []
+        keep: list[tuple[int, int, Timer]] = []
+        with self._lock:
+            for e in self._timers:
+                timer = e[2]
+                if timer.active:
+                    (due if timer.deadline <= self._now[timer.clock] else keep).append(e)
+            self._timers = keep
+        for _, _, timer in sorted(due, key=lambda e: (e[0], e[1])):
+            timer._fire()
+
+
+class RealClock:
+    """The host's clocks; timers run on one lazily started daemon thread."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[int, int, Timer]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def now(self, clock: ClockId) -> int:
+        return time.monotonic_ns() if clock == ClockId.MONOTONIC else time.time_ns()
+
+    def call_at(self, clock: ClockId, deadline: int, fn: Callable[[], None]) -> Timer:
+        timer = Timer(clock, deadline, fn)
+        # Both clocks advance together here; a realtime deadline becomes a monotonic one.
+        mono = deadline if clock == ClockId.MONOTONIC else (
+            time.monotonic_ns() + deadline - time.time_ns()
+        )
+        with self._cond:
+            heapq.heappush(self._heap, (mono, next(self._seq), timer))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="futex-clock", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return timer
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    while self._heap and not self._heap[0][2].active:
+                        heapq.heappop(self._heap)
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    delay = self._heap[0][0] - time.monotonic_ns()
+                    if delay <= 0:
+                        timer = heapq.heappop(self._heap)[2]
+                        break
+                    self._cond.wait(delay / 1e9)
+            timer._fire()

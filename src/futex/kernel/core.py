@@ -1,0 +1,198 @@
+"""Machinery every futex operation shares: keys to buckets, queueing and unqueueing under
+the bucket lock, waking, statistics, fork and the invariant check.
+
+Invariants (checked by :meth:`ManagerBase.check_invariants`):
+
+(I1) a queued waiter is in exactly one queue, the queue of its ``key``, in the bucket its key
+     hashes to, and ``w.bucket`` / ``w.queue`` name them;
+(I2) a queue is never empty while it is in its bucket's dictionary, its links are
+     consistent and its ``count`` is its length;
+(I3) a bucket's ``count`` is the sum of its queues' lengths;
+(I4) every queue is in the order the manager's :class:`QueueOrder` prescribes.
+
+Every function named ``*_locked`` requires the caller to hold the lock of the bucket(s) it
+touches.  Waiters dequeued by a wake are returned to the caller, who calls their ``notify``
+after releasing the locks (Linux's ``wake_q``): nothing runs foreign code under a bucket
+lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from futex.kernel.buckets import Bucket, BucketTable, HashFn, default_bucket_count, fold_hash
+from futex.kernel.errors import MisalignedAddress
+from futex.kernel.keys import Key
+from futex.kernel.target import FutexTarget
+from futex.kernel.waiter import PRIORITY, QueueOrder, Waiter, WaitQueue
+
+__all__ = ["FutexStats", "ManagerBase", "notify_all"]
+
+
+@dataclass(frozen=True)
+class FutexStats:
+    """What a manager's buckets have seen (exact: counted under the bucket locks)."""
+
+    queued: int
+    """Waiters queued now."""
+    waits: int
+    """Waits that queued a waiter."""
+    wakes: int
+    """Waiters woken."""
+    requeues: int
+    """Waiters moved to another key by a requeue."""
+    longest_queue: int
+    """The longest single-key queue seen."""
+    buckets_used: int
+    """Buckets holding waiters now."""
+    busiest_bucket: int
+    """The most waiters in one bucket now."""
+
+
+def notify_all(woken: Iterable[Waiter]) -> None:
+    """Tell each dequeued waiter's owner that it was woken (outside every bucket lock)."""
+    for w in woken:
+        notify = w.notify
+        if notify is not None:
+            notify(w)
+
+
+class ManagerBase:
+    """Tables, key lookup and the queue primitives; the operations are mixed in on top."""
+
+    def __init__(
+        self,
+        *,
+        buckets: int | None = None,
+        hash_fn: HashFn = fold_hash,
+        order: QueueOrder = PRIORITY,
+        shared: BucketTable | None = None,
+    ) -> None:
+        size = default_bucket_count() if buckets is None else buckets
+        self.order = order
+        self.private = BucketTable(size, hash_fn, rank=0, name="private")
+        self.shared = shared if shared is not None else BucketTable(
+            size, hash_fn, rank=1, name="shared"
+        )
+
+    # -- keys and buckets -------------------------------------------------------------------
+
+    @staticmethod
+    def key(target: FutexTarget, addr: int, private: bool, write: bool = False) -> Key:
+        """The key of ``addr``: alignment first (EINVAL), then the target's checks."""
+        if addr & 3:
+            raise MisalignedAddress(addr)
+        return target.futex_key(addr, private, write)
+
+    def bucket_of(self, key: Key) -> Bucket:
+        """The bucket ``key`` hashes to (private table, or shared for mappable keys)."""
+        if isinstance(key, int) or len(key) == 3:
+            return self.private.bucket_for(key)
+        return self.shared.bucket_for(key)
+
+    # -- queue primitives (bucket lock held) ------------------------------------------------
+
+    def enqueue_locked(self, b: Bucket, key: Key, w: Waiter) -> None:
+        q = b.queues.get(key)
+        if q is None:
+            q = b.queues[key] = WaitQueue(key)
+        self.order.enqueue(q, w)
+        w.key = key
+        w.bucket = b
+        b.count += 1
+        if q.count > b.longest:
+            b.longest = q.count
+
+    @staticmethod
+    def dequeue_locked(b: Bucket, w: Waiter) -> None:
+        q = w.queue
+        assert q is not None and w.bucket is b
+        q.unlink(w)
+        if not q.count:
+            del b.queues[q.key]
+        w.bucket = None
+        b.count -= 1
+
+    def wake_locked(
+        self, b: Bucket, key: Key, bitset: int, n: int, woken: list[Waiter]
+    ) -> int:
+        """Dequeue up to ``n`` waiters of ``key`` whose bitset meets ``bitset``, in queue
+        order, appending them to ``woken``; return how many."""
+        q = b.queues.get(key)
+        if q is None or n <= 0:
+            return 0
+        done = 0
+        w = q.head
+        while w is not None:
+            nxt = w.next
+            if w.bitset & bitset:
+                self.dequeue_locked(b, w)
+                w.woken = True
+                woken.append(w)
+                done += 1
+                if done >= n:
+                    break
+            w = nxt
+        b.wakes += done
+        return done
+
+    # -- observation ------------------------------------------------------------------------
+
+    def _tables(self) -> tuple[BucketTable, BucketTable]:
+        return self.private, self.shared
+
+    def stats(self) -> FutexStats:
+        """Counters over this manager's private table and the shared table it uses."""
+        queued = waits = wakes = requeues = longest = used = busiest = 0
+        for table in self._tables():
+            for b in table.buckets:
+                with b.lock:
+                    queued += b.count
+                    waits += b.waits
+                    wakes += b.wakes
+                    requeues += b.requeues
+                    longest = max(longest, b.longest)
+                    busiest = max(busiest, b.count)
+                    used += bool(b.count)
+        return FutexStats(queued, waits, wakes, requeues, longest, used, busiest)
+
+    def queues(self) -> dict[Key, list[Waiter]]:
+        """A snapshot of every non-empty queue, in wake order."""
+        out: dict[Key, list[Waiter]] = {}
+        for table in self._tables():
+            for b in table.buckets:
+                with b.lock:
+                    for key, q in b.queues.items():
+                        out[key] = list(q)
+        return out
+
+    def check_invariants(self) -> None:
+        """Assert (I1)-(I4) of the module docstring; raises ``AssertionError`` on a breach."""
+        for table in self._tables():
+            for b in table.buckets:
+                with b.lock:
+                    self._check_bucket_locked(table, b)
+
+    def _check_bucket_locked(self, table: BucketTable, b: Bucket) -> None:
+        total = 0
+        for key, q in b.queues.items():
+            assert q.key == key, f"queue keyed {q.key!r} filed under {key!r}"
+            assert q.count > 0, f"empty queue for {key!r} left in {b!r}"
+            assert table.bucket_for(key) is b, f"{key!r} is in {b!r}, hashes elsewhere"
+            n = 0
+            prev: Waiter | None = None
+            w = q.head
+            while w is not None:
+                assert w.prev is prev, f"broken back link at {w!r}"
+                assert w.queue is q and w.bucket is b, f"{w!r} does not point at its queue"
+                assert w.key == key, f"{w!r} queued under {key!r}"
+                if prev is not None:
+                    assert self.order.in_order(prev, w), f"{prev!r} before {w!r} breaks order"
+                n += 1
+                assert n <= q.count, f"queue for {key!r} is longer than its count"
+                prev, w = w, w.next
+            assert q.tail is prev, f"tail of {key!r} is not its last waiter"
+            assert n == q.count, f"queue for {key!r} has {n} waiters, count {q.count}"
+            total += n
+        assert total == b.count, f"{b!r} counts {b.count}, holds {total}"

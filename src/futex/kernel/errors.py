@@ -1,0 +1,49 @@
+"""Kernel-level errors of the futex core; the personalities translate them.
+
+=====================  =========================  =================  ==============
+core error             meaning                    Linux              Zircon
+=====================  =========================  =================  ==============
+``MisalignedAddress``  word not 4-byte aligned    EINVAL             INVALID_ARGS
+``MemoryFault``        word or key inaccessible   EFAULT             (fault path)
+``ValueMismatch``      word != expected value     EAGAIN             BAD_STATE
+=====================  =========================  =================  ==============
+"""
+
+from __future__ import annotations
+
+__all__ = ["FutexError", "MemoryFault", "MisalignedAddress", "ValueMismatch"]
+
+
+class FutexError(Exception):
+    """Base of the errors the futex core raises."""
+
+
+class MisalignedAddress(FutexError):
+    """A futex address that is not aligned to the 4-byte word."""
+
+    def __init__(self, addr: int) -> None:
+        super().__init__(f"futex address {addr:#x} is not 4-byte aligned")
+        self.addr = addr
+
+
+class ValueMismatch(FutexError):
+    """The futex word did not hold the expected value (the wait or compare did not start)."""
+
+    def __init__(self, addr: int, expected: int, found: int) -> None:
+        super().__init__(f"word at {addr:#x} holds {found:#x}, expected {expected:#x}")
+        self.addr = addr
+        self.expected = expected
+        self.found = found
+
+
+class MemoryFault(FutexError):
+    """An access the address space does not allow (unmapped, protection, past EOF).
+
+    Raised by a :class:`~futex.kernel.FutexTarget`; Linux answers EFAULT.
+    """
+
+    def __init__(self, addr: int, access: str, why: str) -> None:
+        super().__init__(f"{access} fault at {addr:#x}: {why}")
+        self.addr = addr
+        self.access = access
+        self.why = why

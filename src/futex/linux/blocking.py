@@ -1,0 +1,202 @@
+"""A futex wait in flight, and the two ways to block on it.
+
+:class:`PendingWait` is what a blocking futex call becomes once its waiter is queued.  It
+settles exactly once, with the call's return value, when one of three events arrives:
+
+- **wake**: a waker dequeued the waiter (its ``notify`` runs after the waker unlocked);
+- **timeout**: the clock reached the deadline (a :class:`~futex.kernel.Timer` fires);
+- **signal**: :meth:`PendingWait.interrupt`.
+
+Whichever comes first, ``wait_complete`` decides what happened, as Linux's ``__futex_wait``
+does after ``schedule()``: if a waker dequeued the waiter the call returns 0, even if a
+timeout or signal raced with it; else a timeout gives ``-ETIMEDOUT``; else the signal
+gives ``ERESTARTSYS`` (no timeout) or ``ERESTART_RESTARTBLOCK`` (timeout), which signal
+delivery turns into ``-EINTR`` or a transparent restart:
+
+=====================  =====================  ===================  ==================
+interrupted wait       handler, SA_RESTART    handler, no restart  no handler
+=====================  =====================  ===================  ==================
+no timeout             restart                -EINTR               restart
+with a timeout         -EINTR                 -EINTR               restart, same
+                                                                   absolute deadline
+=====================  =====================  ===================  ==================
+
+A restart runs the wait again from the value check (so it may now return ``-EAGAIN``).
+
+Blocking: a thread calls :meth:`PendingWait.wait`; a cooperative scheduler (green threads,
+an emulator's guest threads) registers :meth:`PendingWait.add_done_callback` and resumes its
+task when called.  Both are the same object over the same core.
+
+Lock order: the pending wait's lock, then bucket locks (inside ``wait_complete`` and the
+restart's ``wait_prepare``).  Wakers never hold a bucket lock when they notify, and
+callbacks run with no lock held.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from futex.kernel import Clock, ClockId, FutexManager, Timer, Waiter
+from futex.linux.abi import EINTR, ERESTART_RESTARTBLOCK, ERESTARTSYS, ETIMEDOUT
+
+if TYPE_CHECKING:
+    from futex.linux.kernel import Task
+
+__all__ = ["Deadline", "PendingWait"]
+
+#: An absolute deadline: (clock, nanoseconds).
+Deadline = tuple[ClockId, int]
+
+#: Re-runs the wait's prepare step for a restart: returns a result to finish with, or
+#: ``None`` when the waiter is queued again.
+Retry = Callable[[Waiter], "int | None"]
+
+
+class PendingWait:
+    """A blocked futex call.  See the module docstring for how it settles."""
+
+    def __init__(
+        self,
+        task: Task,
+        manager: FutexManager,
+        waiter: Waiter,
+        deadline: Deadline | None,
+        retry: Retry,
+        clock: Clock,
+    ) -> None:
+        self.task = task
+        self.deadline = deadline
+        self._manager = manager
+        self._waiter = waiter
+        self._retry = retry
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._result: int | None = None
+        self._callbacks: list[Callable[[PendingWait], None]] = []
+        self._event: threading.Event | None = None
+        self._timer: Timer | None = None
+        self._timed_out = False
+        self._signal: tuple[bool, bool] | None = None
+        waiter.notify = self._on_wake
+
+    def __repr__(self) -> str:
+        state = "pending" if self._result is None else f"done({self._result})"
+        return f"<PendingWait tid={self.task.tid} {state} deadline={self.deadline}>"
+
+    # -- outcome ----------------------------------------------------------------------------
+
+    def done(self) -> bool:
+        """Whether the call has finished."""
+        return self._result is not None
+
+    def result(self) -> int:
+        """The call's return value (>= 0 or -errno).  Raises if it has not finished."""
+        r = self._result
+        if r is None:
+            raise RuntimeError("the futex call is still blocked")
+        return r
+
+    def add_done_callback(self, fn: Callable[[PendingWait], None]) -> None:
+        """Call ``fn(self)`` when the call finishes (now, if it has)."""
+        with self._lock:
+            if self._result is None:
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Block the calling thread until the call finishes; return its result.
+
+        ``timeout`` (seconds, real time) bounds only this thread's patience, not the
+        futex call: on expiry ``TimeoutError`` is raised and the call stays blocked.
+        """
+        with self._lock:
+            if self._result is None and self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        if event is not None and not event.wait(timeout):
+            raise TimeoutError("the futex call is still blocked")
+        return self.result()
+
+    # -- events -----------------------------------------------------------------------------
+
+    def arm(self) -> None:
+        """Start the timeout timer (called once, with no lock held)."""
+        if self.deadline is not None:
+            clock_id, when = self.deadline
+            self._timer = self._clock.call_at(clock_id, when, self._on_timeout)
+
+    def interrupt(self, *, handler: bool = True, restart: bool = False) -> bool:
+        """Deliver a signal to the blocked call.
+
+        ``handler``: the signal has a handler (else it is ignored or stops the task, and
+        the call restarts); ``restart``: the handler was installed with SA_RESTART.
+        Returns whether the call was still blocked.
+        """
+        with self._lock:
+            if self._result is not None:
+                return False
+            self._signal = (handler, restart)
+            callbacks = self._settle_locked()
+        self._run(callbacks)
+        return True
+
+    def _on_wake(self, _w: Waiter) -> None:
+        with self._lock:
+            callbacks = self._settle_locked()
+        self._run(callbacks)
+
+    def _on_timeout(self) -> None:
+        with self._lock:
+            if self._result is not None:
+                return
+            self._timed_out = True
+            callbacks = self._settle_locked()
+        self._run(callbacks)
+
+    def _settle_locked(self) -> list[Callable[[PendingWait], None]]:
+        """Decide the outcome (``__futex_wait`` after ``schedule()``); lock held."""
+        if self._result is not None:
+            return []
+        w = self._waiter
+        if self._manager.wait_complete(w):
+            return self._finish_locked(0)
+        if self._timed_out:
+            return self._finish_locked(-ETIMEDOUT)
+        if self._signal is not None:
+            handler, sa_restart = self._signal
+            self._signal = None
+            code = ERESTART_RESTARTBLOCK if self.deadline is not None else ERESTARTSYS
+            if handler and (code == ERESTART_RESTARTBLOCK or not sa_restart):
+                return self._finish_locked(-EINTR)
+        # A restart, or a notify that was not ours (spurious): wait again, as Linux does.
+        result = self._restart_locked()
+        return [] if result is None else self._finish_locked(result)
+
+    def _restart_locked(self) -> int | None:
+        """Run the wait again from its value check, keeping the absolute deadline; return
+        a result, or ``None`` when queued again."""
+        result = self._retry(self._waiter)
+        if result is not None or self.deadline is None:
+            return result
+        clock_id, when = self.deadline
+        if self._clock.now(clock_id) < when:
+            return None
+        return 0 if self._manager.wait_complete(self._waiter) else -ETIMEDOUT
+
+    def _finish_locked(self, result: int) -> list[Callable[[PendingWait], None]]:
+        self._result = result
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.task.blocked is self:
+            self.task.blocked = None
+        if self._event is not None:
+            self._event.set()
+        callbacks, self._callbacks = self._callbacks, []
+        return callbacks
+
+    def _run(self, callbacks: list[Callable[[PendingWait], None]]) -> None:
+        for fn in callbacks:
+            fn(self)

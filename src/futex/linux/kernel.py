@@ -1,0 +1,211 @@
+"""Processes and tasks of the emulated Linux kernel.
+
+A :class:`LinuxKernel` owns a clock, a pid/tid namespace, and the shared futex table.  A
+:class:`Process` is an address space (:class:`futex.memory.AddressSpace`) with its own
+:class:`~futex.kernel.FutexManager` (private futexes); :meth:`Process.fork` gives a child
+with a copy-on-write address space and a forked manager, so shared futexes on MAP_SHARED
+memory or files meet across the two and private ones never do.  A :class:`Task` is a
+thread of a process: it makes system calls.
+
+Each task is meant to be driven by one Python thread (or one green thread) at a time;
+tasks of one process may run on as many threads as they like.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+from futex.kernel import (
+    DEFAULT_PRIO,
+    PRIORITY,
+    Clock,
+    FutexManager,
+    HashFn,
+    QueueOrder,
+    RealClock,
+    fold_hash,
+)
+from futex.linux import abi
+from futex.linux.blocking import PendingWait
+from futex.linux.syscalls import sys_futex
+from futex.memory import (
+    PROT_READ,
+    PROT_WRITE,
+    AddressSpace,
+    MemoryObject,
+)
+
+__all__ = ["LinuxKernel", "Process", "Task"]
+
+
+class LinuxKernel:
+    """An emulated Linux kernel's futex subsystem.
+
+    ``clock``: a :class:`~futex.kernel.RealClock` by default; pass a
+    :class:`~futex.kernel.ManualClock` to control time.  ``buckets``, ``hash_fn`` and
+    ``order`` configure every process's futex manager (see
+    :class:`~futex.kernel.FutexManager`).
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        buckets: int | None = None,
+        hash_fn: HashFn = fold_hash,
+        order: QueueOrder = PRIORITY,
+    ) -> None:
+        self.clock: Clock = clock if clock is not None else RealClock()
+        self._root = FutexManager(buckets=buckets, hash_fn=hash_fn, order=order)
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.processes: dict[int, Process] = {}
+        self.tasks: dict[int, Task] = {}
+
+    def new_process(self) -> Process:
+        """A new process with an empty address space and no tasks."""
+        return Process(self, AddressSpace(), self._root.fork())
+
+    def task(self, tid: int) -> Task | None:
+        """The live task with this tid, if any."""
+        return self.tasks.get(tid)
+
+    def calls(self) -> Counter[str]:
+        """futex(2) calls made so far, by command name (``"OTHER"`` for unknown ones)."""
+        total: Counter[str] = Counter()
+        for t in list(self.tasks.values()):
+            total.update(t.calls)
+        return total
+
+    def _alloc_id(self, wanted: int | None) -> int:
+        with self._lock:
+            if wanted is not None:
+                if not 0 < wanted <= abi.FUTEX_TID_MASK:
+                    raise ValueError(f"tid must be in 1..{abi.FUTEX_TID_MASK:#x}, got {wanted}")
+                if wanted in self.tasks or (
+                    wanted in self.processes and self.processes[wanted].tasks
+                ):
+                    raise ValueError(f"tid {wanted} is taken")
+                return wanted
+            while True:
+                n = next(self._ids)
+                if n not in self.tasks and n not in self.processes:
+                    return n
+
+
+class Process:
+    """An emulated process: an address space, its futex manager, and its tasks."""
+
+    def __init__(self, kernel: LinuxKernel, space: AddressSpace, futex: FutexManager) -> None:
+        self.kernel = kernel
+        self.space = space
+        self.futex = futex
+        self.pid = kernel._alloc_id(None)
+        self.tasks: dict[int, Task] = {}
+        kernel.processes[self.pid] = self
+
+    def __repr__(self) -> str:
+        return f"<Process pid={self.pid} tasks={sorted(self.tasks)}>"
+
+    def new_task(self, tid: int | None = None) -> Task:
+        """A new task (thread) of this process.  The first one gets tid == pid unless a
+        tid is given; a given tid must be free."""
+        if tid is None and not self.tasks and self.pid not in self.kernel.tasks:
+            tid = self.pid
+        else:
+            tid = self.kernel._alloc_id(tid)
+        task = Task(self, tid)
+        self.tasks[tid] = task
+        self.kernel.tasks[tid] = task
+        return task
+
+    def fork(self) -> Process:
+        """A child process: copy-on-write private memory, the same shared memory, a
+        forked futex manager, and no tasks yet."""
+        return Process(self.kernel, self.space.fork(), self.futex.fork())
+
+    # -- memory, delegated to the address space ---------------------------------------------
+
+    def mmap(
+        self,
+        length: int,
+        *,
+        shared: bool = False,
+        prot: int = PROT_READ | PROT_WRITE,
+        addr: int | None = None,
+        file: MemoryObject | None = None,
+        offset: int = 0,
+    ) -> int:
+        """Map memory; see :meth:`futex.memory.AddressSpace.mmap`."""
+        return self.space.mmap(
+            length, prot=prot, shared=shared, addr=addr, file=file, offset=offset
+        )
+
+    def munmap(self, addr: int, length: int) -> None:
+        self.space.munmap(addr, length)
+
+    def mprotect(self, addr: int, length: int, prot: int) -> None:
+        self.space.mprotect(addr, length, prot)
+
+    def read(self, addr: int, n: int) -> bytes:
+        return self.space.read(addr, n)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.space.write(addr, data)
+
+    def load_u32(self, addr: int) -> int:
+        return self.space.load_u32(addr)
+
+    def store_u32(self, addr: int, value: int) -> None:
+        self.space.store_u32(addr, value)
+
+    def cas_u32(self, addr: int, old: int, new: int) -> int:
+        return self.space.cas_u32(addr, old, new)
+
+    def update_u32(self, addr: int, fn: Callable[[int], int]) -> int:
+        return self.space.update_u32(addr, fn)
+
+
+class Task:
+    """A task (thread): the caller of system calls."""
+
+    def __init__(self, process: Process, tid: int) -> None:
+        self.process = process
+        self.kernel = process.kernel
+        self.tid = tid
+        self.queue_prio = DEFAULT_PRIO
+        #: The futex call this task is blocked in, if any.
+        self.blocked: PendingWait | None = None
+        #: futex(2) calls made by this task, by command name.
+        self.calls: Counter[str] = Counter()
+
+    def __repr__(self) -> str:
+        state = " blocked" if self.blocked is not None else ""
+        return f"<Task tid={self.tid} pid={self.process.pid}{state}>"
+
+    def count_call(self, cmd: int) -> None:
+        self.calls[abi.COMMAND_NAMES.get(cmd, "OTHER")] += 1
+
+    def syscall_futex(
+        self, uaddr: int, futex_op: int, val: int, utime: int, uaddr2: int, val3: int
+    ) -> int:
+        """futex(2) with the six raw register values; blocks the calling thread while
+        the call waits.  Returns what the kernel returns: >= 0, or -errno."""
+        r = sys_futex(self, uaddr, futex_op, val, utime, uaddr2, val3)
+        return r if isinstance(r, int) else r.wait()
+
+    def syscall_futex_nb(
+        self, uaddr: int, futex_op: int, val: int, utime: int, uaddr2: int, val3: int
+    ) -> int | PendingWait:
+        """futex(2) without blocking: the result, or a :class:`PendingWait` that settles
+        when the call would return (for cooperative schedulers)."""
+        return sys_futex(self, uaddr, futex_op, val, utime, uaddr2, val3)
+
+    def interrupt(self, *, handler: bool = True, restart: bool = False) -> bool:
+        """Send the task a signal.  If it is blocked in a futex call, the call ends with
+        -EINTR or restarts (see :mod:`futex.linux.blocking`); returns whether it was."""
+        pending = self.blocked
+        return pending.interrupt(handler=handler, restart=restart) if pending else False

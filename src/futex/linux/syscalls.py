@@ -1,0 +1,246 @@
+"""futex(2) argument decoding: ``sys_futex`` and ``do_futex`` of ``kernel/futex/syscalls.c``.
+
+The six register values arrive as Python ints and are truncated as the C prototype does
+(``u32 *uaddr``, ``int op``, ``u32 val``, ``utime`` pointer or ``u32 val2``, ``u32
+*uaddr2``, ``u32 val3``).  The checks run in Linux's order:
+
+1. ``sys_futex``: a timeout pointer, for the commands that take one, is read (EFAULT) and
+   validated (EINVAL: ``tv_sec < 0`` or ``tv_nsec`` outside ``[0, 1e9)``) — before the
+   command itself is looked at.  WAIT's timeout is relative to CLOCK_MONOTONIC; WAIT_BITSET
+   and WAIT_REQUEUE_PI/LOCK_PI2 are absolute on the monotonic clock, or realtime with
+   FUTEX_CLOCK_REALTIME; LOCK_PI is absolute on CLOCK_REALTIME.
+2. ``do_futex``: FUTEX_CLOCK_REALTIME with any command but WAIT_BITSET, WAIT_REQUEUE_PI
+   and LOCK_PI2 is ENOSYS; unknown commands and FUTEX_FD are ENOSYS.
+3. The command: its own argument checks (bitset 0 EINVAL, negative requeue counts EINVAL),
+   then the keys in order (misaligned EINVAL, inaccessible EFAULT), then the word.
+
+Counts: legacy WAKE, WAKE_BITSET and both halves of WAKE_OP wake at least one waiter
+(``if (++ret >= nr_wake) break`` comes after the wake), so a count <= 0 acts as 1; REQUEUE
+and CMP_REQUEUE wake exactly up to ``val`` and return woken + requeued.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from futex.kernel import (
+    MATCH_ANY,
+    ClockId,
+    MemoryFault,
+    MisalignedAddress,
+    ValueMismatch,
+    Waiter,
+)
+from futex.linux import abi
+from futex.linux.blocking import Deadline, PendingWait
+
+if TYPE_CHECKING:
+    from futex.linux.kernel import Task
+
+__all__ = ["sys_futex"]
+
+_U32 = 0xFFFFFFFF
+_U64 = 0xFFFFFFFFFFFFFFFF
+_TIMESPEC = struct.Struct("<qq")
+
+
+def _s32(v: int) -> int:
+    v &= _U32
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _sext12(v: int) -> int:
+    return v - 0x1000 if v & 0x800 else v
+
+
+def _errno_of(exc: Exception) -> int:
+    if isinstance(exc, MisalignedAddress):
+        return -abi.EINVAL
+    if isinstance(exc, MemoryFault):
+        return -abi.EFAULT
+    if isinstance(exc, ValueMismatch):
+        return -abi.EAGAIN
+    raise exc
+
+
+def read_timeout(task: Task, utime: int, cmd: int, op: int) -> Deadline | int:
+    """``get_timespec64`` + ``futex_init_timeout``: the absolute deadline, or -errno."""
+    try:
+        raw = task.process.space.read(utime, abi.TIMESPEC_SIZE)
+    except MemoryFault:
+        return -abi.EFAULT
+    tv_sec, tv_nsec = _TIMESPEC.unpack(raw)
+    if tv_sec < 0 or not 0 <= tv_nsec < abi.NSEC_PER_SEC:
+        return -abi.EINVAL
+    t = abi.KTIME_MAX if tv_sec >= abi.KTIME_SEC_MAX else tv_sec * abi.NSEC_PER_SEC + tv_nsec
+    t = min(t, abi.KTIME_MAX)
+    if cmd == abi.FUTEX_WAIT:
+        now = task.kernel.clock.now(ClockId.MONOTONIC)
+        return ClockId.MONOTONIC, min(now + t, abi.KTIME_SEC_MAX * abi.NSEC_PER_SEC)
+    if cmd == abi.FUTEX_LOCK_PI or op & abi.FUTEX_CLOCK_REALTIME:
+        return ClockId.REALTIME, t
+    return ClockId.MONOTONIC, t
+
+
+def sys_futex(
+    task: Task, uaddr: int, op: int, val: int, utime: int, uaddr2: int, val3: int
+) -> int | PendingWait:
+    """The futex system call on ``task``: an int (>= 0 or -errno) or a blocked call."""
+    uaddr &= _U64
+    op &= _U32
+    val &= _U32
+    utime &= _U64
+    uaddr2 &= _U64
+    val3 &= _U32
+    cmd = op & abi.FUTEX_CMD_MASK
+    task.count_call(cmd)
+    deadline: Deadline | None = None
+    if utime and cmd in abi.TIMEOUT_COMMANDS:
+        got = read_timeout(task, utime, cmd, op)
+        if isinstance(got, int):
+            return got
+        deadline = got
+    if op & abi.FUTEX_CLOCK_REALTIME and cmd not in abi.CLOCK_REALTIME_COMMANDS:
+        return -abi.ENOSYS
+    private = bool(op & abi.FUTEX_PRIVATE_FLAG)
+    if cmd == abi.FUTEX_WAIT or cmd == abi.FUTEX_WAIT_BITSET:
+        bitset = MATCH_ANY if cmd == abi.FUTEX_WAIT else val3
+        if not bitset:
+            return -abi.EINVAL
+        return futex_wait(task, uaddr, private, val, deadline, bitset)
+    if cmd == abi.FUTEX_WAKE or cmd == abi.FUTEX_WAKE_BITSET:
+        bitset = MATCH_ANY if cmd == abi.FUTEX_WAKE else val3
+        if not bitset:
+            return -abi.EINVAL
+        try:
+            return task.process.futex.wake(
+                task.process.space, uaddr, private, bitset, max(_s32(val), 1)
+            )
+        except (MisalignedAddress, MemoryFault) as exc:
+            return _errno_of(exc)
+    if cmd == abi.FUTEX_REQUEUE or cmd == abi.FUTEX_CMP_REQUEUE:
+        cmpval = val3 if cmd == abi.FUTEX_CMP_REQUEUE else None
+        return futex_requeue(task, uaddr, uaddr2, private, _s32(val), _s32(utime), cmpval)
+    if cmd == abi.FUTEX_WAKE_OP:
+        return futex_wake_op(task, uaddr, uaddr2, private, _s32(val), _s32(utime), val3)
+    return -abi.ENOSYS  # FUTEX_FD, unknown commands, and PI until it lands
+
+
+def futex_wait(
+    task: Task, uaddr: int, private: bool, val: int, deadline: Deadline | None, bitset: int
+) -> int | PendingWait:
+    """``futex_wait``: queue if the word holds ``val``; ETIMEDOUT at once if the deadline
+    has already passed (after the value check, as Linux's expired hrtimer)."""
+    manager = task.process.futex
+    space = task.process.space
+
+    def prepare(w: Waiter) -> int | None:
+        try:
+            manager.wait_prepare(w, space, uaddr, private, val, bitset)
+        except (MisalignedAddress, MemoryFault, ValueMismatch) as exc:
+            return _errno_of(exc)
+        return None
+
+    waiter = Waiter(owner=task, prio=task.queue_prio, tid=task.tid)
+    early = prepare(waiter)
+    if early is not None:
+        return early
+    clock = task.kernel.clock
+    if deadline is not None and clock.now(deadline[0]) >= deadline[1]:
+        return 0 if manager.wait_complete(waiter) else -abi.ETIMEDOUT
+    pending = PendingWait(task, manager, waiter, deadline, prepare, clock)
+    task.blocked = pending
+    pending.arm()
+    return pending
+
+
+def futex_requeue(
+    task: Task,
+    uaddr: int,
+    uaddr2: int,
+    private: bool,
+    nr_wake: int,
+    nr_requeue: int,
+    cmpval: int | None,
+) -> int:
+    """``futex_requeue`` (non-PI): negative counts EINVAL first; returns woken + moved."""
+    if nr_wake < 0 or nr_requeue < 0:
+        return -abi.EINVAL
+    try:
+        woken, moved = task.process.futex.requeue(
+            task.process.space, uaddr, uaddr2, private, nr_wake, nr_requeue, cmpval
+        )
+    except (MisalignedAddress, MemoryFault, ValueMismatch) as exc:
+        return _errno_of(exc)
+    return woken + moved
+
+
+class _UnknownCompare(Exception):
+    pass
+
+
+_UPDATES: dict[int, Callable[[int, int], int]] = {
+    abi.FUTEX_OP_SET: lambda old, arg: arg,
+    abi.FUTEX_OP_ADD: lambda old, arg: old + arg,
+    abi.FUTEX_OP_OR: lambda old, arg: old | arg,
+    abi.FUTEX_OP_ANDN: lambda old, arg: old & ~arg,
+    abi.FUTEX_OP_XOR: lambda old, arg: old ^ arg,
+}
+
+_COMPARES: dict[int, Callable[[int, int], bool]] = {
+    abi.FUTEX_OP_CMP_EQ: lambda a, b: a == b,
+    abi.FUTEX_OP_CMP_NE: lambda a, b: a != b,
+    abi.FUTEX_OP_CMP_LT: lambda a, b: a < b,
+    abi.FUTEX_OP_CMP_LE: lambda a, b: a <= b,
+    abi.FUTEX_OP_CMP_GT: lambda a, b: a > b,
+    abi.FUTEX_OP_CMP_GE: lambda a, b: a >= b,
+}
+
+
+def futex_wake_op(
+    task: Task, uaddr: int, uaddr2: int, private: bool, nr_wake: int, nr_wake2: int, encoded: int
+) -> int:
+    """``futex_wake_op`` + ``futex_atomic_op_inuser``.
+
+    Arguments are signed 12-bit; a shift operand outside 0..31 is masked to 5 bits.  An
+    unknown operation is ENOSYS after the keys and before memory is touched; an unknown
+    comparison is ENOSYS after the word was written.  The comparison is on the signed old
+    value.
+    """
+    kind = (encoded >> 28) & 7
+    cmp = (encoded >> 24) & 0xF
+    oparg = _sext12((encoded >> 12) & 0xFFF)
+    cmparg = _sext12(encoded & 0xFFF)
+    if encoded & (abi.FUTEX_OP_OPARG_SHIFT << 28):
+        oparg = 1 << (oparg & 31)
+    manager = task.process.futex
+    space = task.process.space
+    update = _UPDATES.get(kind)
+    try:
+        if update is None:
+            manager.key(space, uaddr, private)
+            manager.key(space, uaddr2, private, write=True)
+            return -abi.ENOSYS
+        compare = _COMPARES.get(cmp)
+
+        def cond(old: int) -> bool:
+            if compare is None:
+                raise _UnknownCompare
+            return compare(_s32(old), cmparg)
+
+        return manager.wake_op(
+            space,
+            uaddr,
+            uaddr2,
+            private,
+            max(nr_wake, 1),
+            max(nr_wake2, 1),
+            lambda old: update(old, oparg),
+            cond,
+        )
+    except _UnknownCompare:
+        return -abi.ENOSYS
+    except (MisalignedAddress, MemoryFault) as exc:
+        return _errno_of(exc)
