@@ -1,0 +1,86 @@
+"""Shared fixtures.
+
+- ``kernel``: a :class:`LinuxKernel` on a :class:`ManualClock`; after the test, every
+  process's futex manager must pass ``check_invariants()`` (the scenario left the queues
+  consistent).
+- ``run_blocking``: run a blocking call on a real thread and wait (for state, not time)
+  until a given task is blocked in it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from futex.kernel import ManualClock
+from futex.linux import LinuxKernel, Task
+
+#: Generous bound for real-thread tests: how long to wait for a state before failing.
+STATE_TIMEOUT = 30.0
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def kernel(clock: ManualClock) -> Iterator[LinuxKernel]:
+    k = LinuxKernel(clock=clock)
+    yield k
+    for p in list(k.processes.values()):
+        p.futex.check_invariants()
+
+
+def wait_until(cond: Callable[[], bool], what: str, timeout: float = STATE_TIMEOUT) -> None:
+    """Poll ``cond`` until it holds; fail the test after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            pytest.fail(f"timed out waiting until {what}")
+        time.sleep(0.0005)
+
+
+class Blocking:
+    """A call running on its own thread; ``result()`` joins it."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._value: list[Any] = []
+        self._error: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self.thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        try:
+            self._value.append(fn())
+        except BaseException as exc:  # re-raised in result()
+            self._error.append(exc)
+
+    def result(self, timeout: float = STATE_TIMEOUT) -> Any:
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            pytest.fail("blocking call did not return")
+        if self._error:
+            raise self._error[0]
+        return self._value[0]
+
+
+@pytest.fixture
+def run_blocking() -> Callable[..., Blocking]:
+    """``run_blocking(fn, task)``: start ``fn`` on a thread and return once ``task`` is
+    blocked in a futex call (or ``fn`` has already returned)."""
+
+    def start(fn: Callable[[], Any], task: Task | None = None) -> Blocking:
+        b = Blocking(fn)
+        if task is not None:
+            wait_until(
+                lambda: task.blocked is not None or not b.thread.is_alive(),
+                f"task {task.tid} blocks",
+            )
+        return b
+
+    return start
