@@ -165,5 +165,5 @@ class RealClock:
                     if delay <= 0:
                         timer = heapq.heappop(self._heap)[2]
                         break
-                    self._cond.wait(delay / 1e9)
+                    self._cond.wait(min(delay / 1e9, 3600.0))
             timer._fire()

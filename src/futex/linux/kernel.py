@@ -77,23 +77,20 @@ class LinuxKernel:
         """futex(2) calls made so far, by command name (``"OTHER"`` for unknown ones)."""
         total: Counter[str] = Counter()
         for t in list(self.tasks.values()):
-            total.update(t.calls)
+            total.update(dict(t.calls))  # a C-level copy: safe while t counts
         return total
 
-    def _alloc_id(self, wanted: int | None) -> int:
-        with self._lock:
-            if wanted is not None:
-                if not 0 < wanted <= abi.FUTEX_TID_MASK:
-                    raise ValueError(f"tid must be in 1..{abi.FUTEX_TID_MASK:#x}, got {wanted}")
-                if wanted in self.tasks or (
-                    wanted in self.processes and self.processes[wanted].tasks
-                ):
-                    raise ValueError(f"tid {wanted} is taken")
-                return wanted
-            while True:
-                n = next(self._ids)
-                if n not in self.tasks and n not in self.processes:
-                    return n
+    def _alloc_id_locked(self, wanted: int | None) -> int:
+        if wanted is not None:
+            if not 0 < wanted <= abi.FUTEX_TID_MASK:
+                raise ValueError(f"tid must be in 1..{abi.FUTEX_TID_MASK:#x}, got {wanted}")
+            if wanted in self.tasks:
+                raise ValueError(f"tid {wanted} is taken")
+            return wanted
+        while True:
+            n = next(self._ids)
+            if n not in self.tasks and n not in self.processes:
+                return n
 
 
 class Process:
@@ -103,9 +100,10 @@ class Process:
         self.kernel = kernel
         self.space = space
         self.futex = futex
-        self.pid = kernel._alloc_id(None)
         self.tasks: dict[int, Task] = {}
-        kernel.processes[self.pid] = self
+        with kernel._lock:
+            self.pid = kernel._alloc_id_locked(None)
+            kernel.processes[self.pid] = self
 
     def __repr__(self) -> str:
         return f"<Process pid={self.pid} tasks={sorted(self.tasks)}>"
@@ -113,13 +111,15 @@ class Process:
     def new_task(self, tid: int | None = None) -> Task:
         """A new task (thread) of this process.  The first one gets tid == pid unless a
         tid is given; a given tid must be free."""
-        if tid is None and not self.tasks and self.pid not in self.kernel.tasks:
-            tid = self.pid
-        else:
-            tid = self.kernel._alloc_id(tid)
-        task = Task(self, tid)
-        self.tasks[tid] = task
-        self.kernel.tasks[tid] = task
+        kernel = self.kernel
+        with kernel._lock:
+            if tid is None and not self.tasks and self.pid not in kernel.tasks:
+                tid = self.pid
+            else:
+                tid = kernel._alloc_id_locked(tid)
+            task = Task(self, tid)
+            self.tasks[tid] = task
+            kernel.tasks[tid] = task
         return task
 
     def fork(self) -> Process:

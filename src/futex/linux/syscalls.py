@@ -65,6 +65,14 @@ def _errno_of(exc: Exception) -> int:
     raise exc
 
 
+def _bad_register(**regs: object) -> None:
+    for name, value in regs.items():
+        if not isinstance(value, int):
+            raise TypeError(
+                f"futex register {name} must be an int, got {type(value).__name__}: {value!r}"
+            )
+
+
 def read_timeout(task: Task, utime: int, cmd: int, op: int) -> Deadline | int:
     """``get_timespec64`` + ``futex_init_timeout``: the absolute deadline, or -errno."""
     try:
@@ -75,10 +83,10 @@ def read_timeout(task: Task, utime: int, cmd: int, op: int) -> Deadline | int:
     if tv_sec < 0 or not 0 <= tv_nsec < abi.NSEC_PER_SEC:
         return -abi.EINVAL
     t = abi.KTIME_MAX if tv_sec >= abi.KTIME_SEC_MAX else tv_sec * abi.NSEC_PER_SEC + tv_nsec
-    t = min(t, abi.KTIME_MAX)
     if cmd == abi.FUTEX_WAIT:
-        now = task.kernel.clock.now(ClockId.MONOTONIC)
-        return ClockId.MONOTONIC, min(now + t, abi.KTIME_SEC_MAX * abi.NSEC_PER_SEC)
+        # ktime_add_safe: an overflowing sum saturates to KTIME_SEC_MAX seconds
+        t += task.kernel.clock.now(ClockId.MONOTONIC)
+        return ClockId.MONOTONIC, t if t <= abi.KTIME_MAX else abi.KTIME_SEC_MAX * abi.NSEC_PER_SEC
     if cmd == abi.FUTEX_LOCK_PI or op & abi.FUTEX_CLOCK_REALTIME:
         return ClockId.REALTIME, t
     return ClockId.MONOTONIC, t
@@ -88,12 +96,15 @@ def sys_futex(
     task: Task, uaddr: int, op: int, val: int, utime: int, uaddr2: int, val3: int
 ) -> int | PendingWait:
     """The futex system call on ``task``: an int (>= 0 or -errno) or a blocked call."""
-    uaddr &= _U64
-    op &= _U32
-    val &= _U32
-    utime &= _U64
-    uaddr2 &= _U64
-    val3 &= _U32
+    try:
+        uaddr &= _U64
+        op &= _U32
+        val &= _U32
+        utime &= _U64
+        uaddr2 &= _U64
+        val3 &= _U32
+    except TypeError:
+        _bad_register(uaddr=uaddr, futex_op=op, val=val, utime=utime, uaddr2=uaddr2, val3=val3)
     cmd = op & abi.FUTEX_CMD_MASK
     task.count_call(cmd)
     deadline: Deadline | None = None

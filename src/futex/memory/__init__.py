@@ -278,7 +278,7 @@ class AddressSpace:
                 addr = self._find_free(size)
             elif addr % PAGE_SIZE:
                 raise MemoryError_(f"address {addr:#x} is not page aligned")
-            if addr < 0 or addr + size > self.user_ptr_max + PAGE_SIZE:
+            if addr < 0 or addr + size > self.user_ptr_max:
                 raise MemoryError_(f"[{addr:#x}, {addr + size:#x}) is outside user space")
             obj = file
             if obj is None and shared:

@@ -1,0 +1,214 @@
+"""futex.memory: mappings, protections, faults, copy-on-write fork, atomics and futex keys.
+
+Key semantics follow Linux ``get_futex_key`` (see futex.memory's docstring); the access_ok
+bound was measured on the host (0x7ffffffff000 passes, 0x7ffffffff004 faults).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from futex.kernel import KeyKind, MemoryFault, key_kind
+from futex.memory import (
+    PAGE_SIZE,
+    PROT_NONE,
+    PROT_READ,
+    PROT_WRITE,
+    USER_PTR_MAX_X86_64,
+    AddressSpace,
+    File,
+    MemoryError_,
+)
+
+RW = PROT_READ | PROT_WRITE
+
+
+def test_anonymous_memory_is_zero_filled_and_round_trips() -> None:
+    s = AddressSpace()
+    a = s.mmap(3 * PAGE_SIZE)
+    assert s.read(a, 3 * PAGE_SIZE) == bytes(3 * PAGE_SIZE)
+    s.write(a + PAGE_SIZE - 2, b"abcd")  # straddles a page boundary
+    assert s.read(a + PAGE_SIZE - 2, 4) == b"abcd"
+    s.store_u32(a + 8, 0xDEADBEEF)
+    assert s.load_u32(a + 8) == 0xDEADBEEF
+    assert s.read(a + 8, 4) == (0xDEADBEEF).to_bytes(4, "little")
+
+
+def test_unmapped_and_protected_accesses_fault() -> None:
+    s = AddressSpace()
+    a = s.mmap(3 * PAGE_SIZE)
+    s.munmap(a + PAGE_SIZE, PAGE_SIZE)  # punch a hole: the mapping splits in two
+    assert [(m.start, m.end) for m in s.mappings] == [
+        (a, a + PAGE_SIZE),
+        (a + 2 * PAGE_SIZE, a + 3 * PAGE_SIZE),
+    ]
+    with pytest.raises(MemoryFault):
+        s.load_u32(a + PAGE_SIZE)
+    s.mprotect(a, PAGE_SIZE, PROT_READ)
+    assert s.load_u32(a) == 0
+    with pytest.raises(MemoryFault):
+        s.store_u32(a, 1)
+    with pytest.raises(MemoryFault):
+        s.cas_u32(a, 0, 1)
+    s.mprotect(a + 2 * PAGE_SIZE, PAGE_SIZE, PROT_NONE)
+    with pytest.raises(MemoryFault):
+        s.load_u32(a + 2 * PAGE_SIZE)
+    with pytest.raises(MemoryFault):
+        s.mprotect(a, 3 * PAGE_SIZE, RW)  # the hole is not mapped
+
+
+def test_bad_mapping_requests_are_refused_with_a_reason() -> None:
+    s = AddressSpace()
+    with pytest.raises(MemoryError_, match="positive"):
+        s.mmap(0)
+    with pytest.raises(MemoryError_, match="page aligned"):
+        s.mmap(PAGE_SIZE, addr=0x10001)
+    with pytest.raises(MemoryError_, match="protection"):
+        s.mmap(PAGE_SIZE, prot=0x100)
+    with pytest.raises(MemoryError_, match="outside user space"):
+        s.mmap(2 * PAGE_SIZE, addr=USER_PTR_MAX_X86_64 - PAGE_SIZE)
+    with pytest.raises(ValueError, match="aligned"):
+        s.load_u32(s.mmap(PAGE_SIZE) + 2)
+
+
+def test_fixed_mapping_replaces_what_was_there() -> None:
+    s = AddressSpace()
+    a = s.mmap(2 * PAGE_SIZE)
+    s.store_u32(a, 5)
+    b = s.mmap(PAGE_SIZE, addr=a)
+    assert b == a and s.load_u32(a) == 0
+    assert len(s.mappings) == 2
+
+
+def test_fork_private_memory_is_copy_on_write() -> None:
+    parent = AddressSpace()
+    a = parent.mmap(PAGE_SIZE)
+    parent.store_u32(a, 1)
+    child = parent.fork()
+    assert child.load_u32(a) == 1
+    parent.store_u32(a, 2)
+    assert (parent.load_u32(a), child.load_u32(a)) == (2, 1)
+    child.store_u32(a + 4, 9)
+    assert (parent.load_u32(a + 4), child.load_u32(a + 4)) == (0, 9)
+
+
+def test_fork_shared_memory_is_the_same_memory() -> None:
+    parent = AddressSpace()
+    a = parent.mmap(PAGE_SIZE, shared=True)
+    child = parent.fork()
+    child.store_u32(a, 7)
+    assert parent.load_u32(a) == 7
+    parent.cas_u32(a, 7, 8)
+    assert child.load_u32(a) == 8
+
+
+def test_file_mappings_share_the_file_and_fault_past_eof() -> None:
+    f = File("data", size=PAGE_SIZE)
+    s1, s2 = AddressSpace(), AddressSpace()
+    a1 = s1.mmap(2 * PAGE_SIZE, shared=True, file=f)
+    a2 = s2.mmap(PAGE_SIZE, shared=True, file=f)
+    s1.store_u32(a1 + 16, 42)
+    assert s2.load_u32(a2 + 16) == 42
+    assert f.pread(16, 4) == (42).to_bytes(4, "little")
+    with pytest.raises(MemoryFault, match="past the end"):
+        s1.load_u32(a1 + PAGE_SIZE)  # second page is past EOF (SIGBUS in Linux)
+    f.truncate(0)
+    with pytest.raises(MemoryFault):
+        s2.load_u32(a2)
+
+
+def test_private_file_mapping_sees_the_file_until_written() -> None:
+    f = File("data", size=PAGE_SIZE)
+    f.pwrite(0, (3).to_bytes(4, "little"))
+    s = AddressSpace()
+    a = s.mmap(PAGE_SIZE, file=f)
+    assert s.load_u32(a) == 3
+    s.store_u32(a, 4)
+    assert s.load_u32(a) == 4 and f.pread(0, 4) == (3).to_bytes(4, "little")
+
+
+def test_atomics_return_the_previous_value() -> None:
+    s = AddressSpace()
+    a = s.mmap(PAGE_SIZE)
+    assert s.cas_u32(a, 0, 5) == 0 and s.load_u32(a) == 5
+    assert s.cas_u32(a, 0, 6) == 5 and s.load_u32(a) == 5  # failed CAS leaves it
+    assert s.swap_u32(a, 9) == 5 and s.load_u32(a) == 9
+    assert s.update_u32(a, lambda v: v + 0xFFFFFFFF) == 9 and s.load_u32(a) == 8  # wraps
+
+
+def test_cas_is_atomic_across_threads_and_address_spaces() -> None:
+    parent = AddressSpace()
+    a = parent.mmap(PAGE_SIZE, shared=True)
+    spaces = [parent, parent.fork(), parent.fork()]
+
+    def bump(s: AddressSpace) -> None:
+        for _ in range(2000):
+            while True:
+                v = s.load_u32(a)
+                if s.cas_u32(a, v, v + 1) == v:
+                    break
+
+    threads = [threading.Thread(target=bump, args=(s,)) for s in spaces for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert parent.load_u32(a) == 6 * 2000
+
+
+class TestFutexKeys:
+    """Linux ``get_futex_key``: which words are the same futex."""
+
+    def test_private_keys_need_only_access_ok(self) -> None:
+        s = AddressSpace()
+        assert key_kind(s.futex_key(0, private=True)) is KeyKind.PRIVATE  # NULL is fine
+        assert s.futex_key(USER_PTR_MAX_X86_64, private=True) == USER_PTR_MAX_X86_64
+        with pytest.raises(MemoryFault):
+            s.futex_key(USER_PTR_MAX_X86_64 + 4, private=True)
+
+    def test_shared_op_on_private_mapping_is_keyed_per_address_space(self) -> None:
+        s = AddressSpace()
+        a = s.mmap(PAGE_SIZE)
+        k = s.futex_key(a, private=False)
+        assert key_kind(k) is KeyKind.SHARED_PRIVATE
+        assert k != s.futex_key(a, private=True)  # FUT_OFF_MMSHARED: never matches private
+        assert s.fork().futex_key(a, private=False) != k
+
+    def test_shared_mapping_keys_match_across_processes_and_addresses(self) -> None:
+        f = File("f", size=2 * PAGE_SIZE)
+        s1, s2 = AddressSpace(), AddressSpace()
+        a1 = s1.mmap(2 * PAGE_SIZE, shared=True, file=f)
+        a2 = s2.mmap(PAGE_SIZE, shared=True, file=f, offset=PAGE_SIZE)
+        k = s1.futex_key(a1 + PAGE_SIZE + 8, private=False)
+        assert key_kind(k) is KeyKind.SHARED_MAPPABLE
+        assert s2.futex_key(a2 + 8, private=False) == k
+        anon = s1.mmap(PAGE_SIZE, shared=True)
+        assert s1.fork().futex_key(anon, private=False) == s1.futex_key(anon, private=False)
+
+    def test_shared_keys_fault_where_linux_answers_efault(self) -> None:
+        s = AddressSpace()
+        ro_anon = s.mmap(PAGE_SIZE, prot=PROT_READ)
+        none = s.mmap(PAGE_SIZE, prot=PROT_NONE)
+        ro_shared = s.mmap(PAGE_SIZE, prot=PROT_READ, shared=True)
+        with pytest.raises(MemoryFault, match="anonymous"):
+            s.futex_key(ro_anon, private=False)  # "a RO anonymous page will never change"
+        with pytest.raises(MemoryFault, match="PROT_NONE"):
+            s.futex_key(none, private=False)
+        with pytest.raises(MemoryFault, match="not mapped"):
+            s.futex_key(none + 16 * PAGE_SIZE, private=False)
+        assert key_kind(s.futex_key(ro_shared, private=False)) is KeyKind.SHARED_MAPPABLE
+        with pytest.raises(MemoryFault, match="writable"):
+            s.futex_key(ro_shared, private=False, write=True)  # FUTEX_WAKE_OP's uaddr2
+
+    def test_read_only_private_file_page_keys_by_file_until_written(self) -> None:
+        f = File("f", size=PAGE_SIZE)
+        s = AddressSpace()
+        a = s.mmap(PAGE_SIZE, file=f, prot=PROT_READ)
+        assert key_kind(s.futex_key(a, private=False)) is KeyKind.SHARED_MAPPABLE
+        s.mprotect(a, PAGE_SIZE, RW)
+        s.store_u32(a, 1)  # now an anonymous copy
+        s.mprotect(a, PAGE_SIZE, PROT_READ)
+        with pytest.raises(MemoryFault):
+            s.futex_key(a, private=False)
