@@ -258,7 +258,7 @@ def test_concurrent_wait_wake_loses_no_waiter() -> None:
         try:
             for _ in range(rounds):
                 done = threading.Event()
-                w = Waiter(lambda _w: done.set())
+                w = Waiter(lambda _w, done=done: done.set())
                 try:
                     m.wait_prepare(w, s, a, True, 0)
                 except ValueMismatch:

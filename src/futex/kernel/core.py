@@ -87,9 +87,8 @@ class ManagerBase:
 
     def bucket_of(self, key: Key) -> Bucket:
         """The bucket ``key`` hashes to (private table, or shared for mappable keys)."""
-        if isinstance(key, int) or len(key) == 3:
-            return self.private.bucket_for(key)
-        return self.shared.bucket_for(key)
+        table = self.private if isinstance(key, int) or len(key) == 3 else self.shared
+        return table.buckets[table.hash_fn(key) % table.size]
 
     # -- queue primitives (bucket lock held) ------------------------------------------------
 

@@ -30,10 +30,13 @@ class ValueMismatch(FutexError):
     """The futex word did not hold the expected value (the wait or compare did not start)."""
 
     def __init__(self, addr: int, expected: int, found: int) -> None:
-        super().__init__(f"word at {addr:#x} holds {found:#x}, expected {expected:#x}")
+        # No message formatting here: a mismatch is a hot, expected outcome.
         self.addr = addr
         self.expected = expected
         self.found = found
+
+    def __str__(self) -> str:
+        return f"word at {self.addr:#x} holds {self.found:#x}, expected {self.expected:#x}"
 
 
 class MemoryFault(FutexError):

@@ -195,7 +195,15 @@ class Task:
         """futex(2) with the six raw register values; blocks the calling thread while
         the call waits.  Returns what the kernel returns: >= 0, or -errno."""
         r = sys_futex(self, uaddr, futex_op, val, utime, uaddr2, val3)
-        return r if isinstance(r, int) else r.wait()
+        if isinstance(r, int):
+            return r
+        try:
+            return r.wait()
+        except BaseException:
+            # KeyboardInterrupt or the like in the blocked thread: end the wait so that no
+            # waiter is left queued for a thread that is gone, then let it propagate.
+            r.interrupt(handler=True)
+            raise
 
     def syscall_futex_nb(
         self, uaddr: int, futex_op: int, val: int, utime: int, uaddr2: int, val3: int

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from futex.kernel import (
     MATCH_ANY,
@@ -55,22 +55,28 @@ def _sext12(v: int) -> int:
     return v - 0x1000 if v & 0x800 else v
 
 
+_ERRNO: dict[type[Exception], int] = {
+    MisalignedAddress: -abi.EINVAL,
+    MemoryFault: -abi.EFAULT,
+    ValueMismatch: -abi.EAGAIN,
+}
+
+
 def _errno_of(exc: Exception) -> int:
-    if isinstance(exc, MisalignedAddress):
-        return -abi.EINVAL
-    if isinstance(exc, MemoryFault):
-        return -abi.EFAULT
-    if isinstance(exc, ValueMismatch):
-        return -abi.EAGAIN
+    """The -errno Linux answers for a core error (or a target's subclass of one)."""
+    for cls in type(exc).__mro__:
+        if cls in _ERRNO:
+            return _ERRNO[cls]
     raise exc
 
 
-def _bad_register(**regs: object) -> None:
+def _bad_register(**regs: object) -> NoReturn:
     for name, value in regs.items():
         if not isinstance(value, int):
             raise TypeError(
                 f"futex register {name} must be an int, got {type(value).__name__}: {value!r}"
             )
+    raise TypeError("futex registers must be ints")
 
 
 def read_timeout(task: Task, utime: int, cmd: int, op: int) -> Deadline | int:
@@ -146,22 +152,23 @@ def futex_wait(
     has already passed (after the value check, as Linux's expired hrtimer)."""
     manager = task.process.futex
     space = task.process.space
+    waiter = Waiter(owner=task, prio=task.queue_prio, tid=task.tid)
+    try:
+        manager.wait_prepare(waiter, space, uaddr, private, val, bitset)
+    except (MisalignedAddress, MemoryFault, ValueMismatch) as exc:
+        return _errno_of(exc)
+    clock = task.kernel.clock
+    if deadline is not None and clock.now(deadline[0]) >= deadline[1]:
+        return 0 if manager.wait_complete(waiter) else -abi.ETIMEDOUT
 
-    def prepare(w: Waiter) -> int | None:
+    def retry(w: Waiter) -> int | None:  # a restart runs the wait again, same arguments
         try:
             manager.wait_prepare(w, space, uaddr, private, val, bitset)
         except (MisalignedAddress, MemoryFault, ValueMismatch) as exc:
             return _errno_of(exc)
         return None
 
-    waiter = Waiter(owner=task, prio=task.queue_prio, tid=task.tid)
-    early = prepare(waiter)
-    if early is not None:
-        return early
-    clock = task.kernel.clock
-    if deadline is not None and clock.now(deadline[0]) >= deadline[1]:
-        return 0 if manager.wait_complete(waiter) else -abi.ETIMEDOUT
-    pending = PendingWait(task, manager, waiter, deadline, prepare, clock)
+    pending = PendingWait(task, manager, waiter, deadline, retry, clock)
     task.blocked = pending
     pending.arm()
     return pending

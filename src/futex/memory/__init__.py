@@ -238,6 +238,7 @@ class AddressSpace:
         self._maps: list[Mapping] = []
         self._pages: dict[int, _Page] = {}  # private pages by virtual page number
         self._next_base = _DEFAULT_MMAP_BASE
+        self._last: Mapping | None = None  # lookup cache; reset by every mapping change
 
     def __repr__(self) -> str:
         return f"<AddressSpace {self.serial} mappings={len(self._maps)}>"
@@ -284,6 +285,7 @@ class AddressSpace:
             if obj is None and shared:
                 obj = AnonymousMemory(size)
             self._unmap_locked(addr, addr + size)
+            self._last = None
             mapping = Mapping(addr, addr + size, prot, shared, obj, offset)
             i = bisect.bisect_left(self._starts, addr)
             self._starts.insert(i, addr)
@@ -329,6 +331,7 @@ class AddressSpace:
         return base
 
     def _split_at(self, at: int) -> None:
+        self._last = None
         i = bisect.bisect_right(self._starts, at) - 1
         if i < 0:
             return
@@ -339,6 +342,7 @@ class AddressSpace:
             self._starts[i : i + 1] = [left.start, right.start]
 
     def _unmap_locked(self, start: int, end: int) -> None:
+        self._last = None
         self._split_at(start)
         self._split_at(end)
         keep = [m for m in self._maps if m.end <= start or m.start >= end]
@@ -348,10 +352,14 @@ class AddressSpace:
             del self._pages[vpn]
 
     def _lookup(self, addr: int) -> Mapping | None:
+        m = self._last  # most accesses hit the mapping of the previous one
+        if m is not None and m.start <= addr < m.end:
+            return m
         i = bisect.bisect_right(self._starts, addr) - 1
         if i >= 0:
             m = self._maps[i]
             if addr < m.end:
+                self._last = m
                 return m
         return None
 
@@ -446,7 +454,8 @@ class AddressSpace:
 
     def load_u32(self, addr: int) -> int:
         """Atomically load the aligned 32-bit word at ``addr``."""
-        self._check_aligned(addr)
+        if addr & 3:
+            self._check_aligned(addr)
         value: int = _unpack_u32(self._page_for_read(addr), addr & (PAGE_SIZE - 1))[0]
         return value
 
