@@ -19,7 +19,7 @@ from futex.memory import (
     USER_PTR_MAX_X86_64,
     AddressSpace,
     File,
-    MemoryError_,
+    MappingError,
 )
 
 RW = PROT_READ | PROT_WRITE
@@ -61,13 +61,13 @@ def test_unmapped_and_protected_accesses_fault() -> None:
 
 def test_bad_mapping_requests_are_refused_with_a_reason() -> None:
     s = AddressSpace()
-    with pytest.raises(MemoryError_, match="positive"):
+    with pytest.raises(MappingError, match="positive"):
         s.mmap(0)
-    with pytest.raises(MemoryError_, match="page aligned"):
+    with pytest.raises(MappingError, match="page aligned"):
         s.mmap(PAGE_SIZE, addr=0x10001)
-    with pytest.raises(MemoryError_, match="protection"):
+    with pytest.raises(MappingError, match="protection"):
         s.mmap(PAGE_SIZE, prot=0x100)
-    with pytest.raises(MemoryError_, match="outside user space"):
+    with pytest.raises(MappingError, match="outside user space"):
         s.mmap(2 * PAGE_SIZE, addr=USER_PTR_MAX_X86_64 - PAGE_SIZE)
     with pytest.raises(ValueError, match="aligned"):
         s.load_u32(s.mmap(PAGE_SIZE) + 2)

@@ -63,7 +63,7 @@ __all__ = [
     "AnonymousMemory",
     "File",
     "Mapping",
-    "MemoryError_",
+    "MappingError",
     "MemoryFault",
     "MemoryObject",
 ]
@@ -91,7 +91,7 @@ _serials = itertools.count(1)
 _ZERO_PAGE = bytes(PAGE_SIZE)
 
 
-class MemoryError_(ValueError):
+class MappingError(ValueError):
     """A mapping request with bad arguments (the mmap/munmap/mprotect EINVAL cases)."""
 
 
@@ -103,7 +103,7 @@ class MemoryObject:
 
     def __init__(self, size: int, name: str = "") -> None:
         if size < 0:
-            raise MemoryError_(f"size must be >= 0, got {size}")
+            raise MappingError(f"size must be >= 0, got {size}")
         self.serial = next(_serials)
         self.name = name or f"{type(self).__name__.lower()}:{self.serial}"
         self.size = size
@@ -133,7 +133,7 @@ class MemoryObject:
     def truncate(self, size: int) -> None:
         """Change the size; pages wholly past the new end are dropped (and then fault)."""
         if size < 0:
-            raise MemoryError_(f"size must be >= 0, got {size}")
+            raise MappingError(f"size must be >= 0, got {size}")
         with _LOCK:
             self.size = size
             last = self.page_count()
@@ -268,19 +268,19 @@ class AddressSpace:
         :class:`AnonymousMemory` when ``shared``).
         """
         if length <= 0:
-            raise MemoryError_(f"length must be positive, got {length}")
+            raise MappingError(f"length must be positive, got {length}")
         if prot & ~_PROT_ALL:
-            raise MemoryError_(f"unknown protection bits {prot:#x}")
+            raise MappingError(f"unknown protection bits {prot:#x}")
         if offset % PAGE_SIZE or offset < 0:
-            raise MemoryError_(f"offset {offset:#x} is not a non-negative multiple of the page")
+            raise MappingError(f"offset {offset:#x} is not a non-negative multiple of the page")
         size = _page_align(length)
         with _LOCK:
             if addr is None:
                 addr = self._find_free(size)
             elif addr % PAGE_SIZE:
-                raise MemoryError_(f"address {addr:#x} is not page aligned")
+                raise MappingError(f"address {addr:#x} is not page aligned")
             if addr < 0 or addr + size > self.user_ptr_max:
-                raise MemoryError_(f"[{addr:#x}, {addr + size:#x}) is outside user space")
+                raise MappingError(f"[{addr:#x}, {addr + size:#x}) is outside user space")
             obj = file
             if obj is None and shared:
                 obj = AnonymousMemory(size)
@@ -295,16 +295,16 @@ class AddressSpace:
     def munmap(self, addr: int, length: int) -> None:
         """Unmap ``[addr, addr+length)``; unmapped parts of the range are ignored."""
         if addr % PAGE_SIZE or length <= 0:
-            raise MemoryError_(f"bad munmap range {addr:#x}+{length:#x}")
+            raise MappingError(f"bad munmap range {addr:#x}+{length:#x}")
         with _LOCK:
             self._unmap_locked(addr, addr + _page_align(length))
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         """Change the protection of ``[addr, addr+length)``, which must be wholly mapped."""
         if addr % PAGE_SIZE or length <= 0:
-            raise MemoryError_(f"bad mprotect range {addr:#x}+{length:#x}")
+            raise MappingError(f"bad mprotect range {addr:#x}+{length:#x}")
         if prot & ~_PROT_ALL:
-            raise MemoryError_(f"unknown protection bits {prot:#x}")
+            raise MappingError(f"unknown protection bits {prot:#x}")
         end = addr + _page_align(length)
         with _LOCK:
             pos = addr
