@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -462,35 +463,93 @@ def test_wait_complete_after_requeue(env: Env) -> None:
 
 def test_wait_complete_racing_requeue(env: Env) -> None:
     """Gap after gVisor futex_test.go: WaitComplete racing a requeue.  While another thread
-    requeues a waiter back and forth between words 0 and 4, wait_complete must find it in
-    whichever queue it is, dequeue it, and report no wake; afterwards the requeuer never
-    finds it again."""
-    for _ in range(30):
-        w = env.wait(0)
-        moves = [0]
-        rounds = [0]
-        stop = threading.Event()
+    requeues a waiter back and forth between words 0 and 4, wait_complete (a timeout or a
+    signal) must find it in whichever queue it is, dequeue it, and report no wake;
+    afterwards the requeuer never finds it again."""
+    for _ in range(20):
+        _race_wait_complete_with_requeue(env)
 
-        def mover() -> None:
-            while not stop.is_set():
-                moves[0] += env.requeue(0, 4, 0, 1)[1]
-                moves[0] += env.requeue(4, 0, 0, 1)[1]
-                rounds[0] += 1
 
-        th = threading.Thread(target=mover, daemon=True)
-        th.start()
+def _race_wait_complete_with_requeue(env: Env) -> None:
+    w = env.wait(0)
+    moves = [0]
+    rounds = [0]
+    stop = threading.Event()
+
+    def mover() -> None:
+        while not stop.is_set():
+            moves[0] += env.requeue(0, 4, 0, 1)[1]
+            moves[0] += env.requeue(4, 0, 0, 1)[1]
+            rounds[0] += 1
+
+    th = threading.Thread(target=mover, daemon=True)
+    th.start()
+    try:
         _wait_for(lambda: moves[0] >= 10, "the requeuer moves the waiter")
-        assert env.m.wait_complete(w) is False
-        assert not w.queued and not w.woken
+        assert env.m.wait_complete(w) is False, "an un-woken waiter reported a wake"
+        assert not w.woken
         seen = moves[0]
         r = rounds[0]
         _wait_for(lambda: rounds[0] >= r + 5, "the requeuer runs on")
+        assert not w.queued, "the waiter is still queued after wait_complete"
+        assert moves[0] <= seen + 1, "the requeuer still finds the completed waiter"
+    finally:
         stop.set()
         th.join(STUCK)
-        assert not th.is_alive()
-        assert moves[0] <= seen + 1  # at most one move that was in flight at the time
-        env.waiters.remove(w)
-        finish(env)
+    assert not th.is_alive()
+    env.waiters.remove(w)
+    finish(env)
+
+
+class _MoveHookManager(FutexManager):
+    """A manager that calls ``hook(w)`` while a requeue moves ``w``: after it has left its
+    old queue and before it joins the new one (both bucket locks held)."""
+
+    hook: Callable[[Waiter], None] | None = None
+
+    def enqueue_locked(self, b: Any, key: Any, w: Waiter) -> None:
+        if self.hook is not None and w.key is not None and w.key != key:
+            self.hook(w)
+        super().enqueue_locked(b, key, w)
+
+
+@pytest.mark.parametrize("private", [True, False], ids=["private", "shared"])
+def test_wait_complete_inside_requeue_window(private: bool) -> None:
+    """Gap after gVisor futex_test.go: WaitComplete racing a requeue, pinned to the worst
+    moment: a wait_complete that starts while the requeue is moving the waiter (between its
+    two queues) must still report no wake and leave it dequeued (gVisor re-points
+    ``w.bucket`` atomically under both locks; Linux moves ``q->lock_ptr`` likewise).
+
+    White-box: the move is observed through the manager's ``enqueue_locked``; the helper
+    thread gets a bounded head start and, if it blocks on a bucket lock (as a correct
+    implementation may), finishes after the requeue."""
+    m = _MoveHookManager()
+    s = AddressSpace()
+    a = s.mmap(4096, shared=True)
+    w = Waiter()
+    m.wait_prepare(w, s, a, private, 0, MATCH_ANY)
+    results: list[bool] = []
+    helpers: list[threading.Thread] = []
+
+    def hook(moving: Waiter) -> None:
+        assert moving is w
+        t = threading.Thread(target=lambda: results.append(m.wait_complete(w)), daemon=True)
+        helpers.append(t)
+        t.start()
+        t.join(0.5)  # bounded: a correct wait_complete may block until the requeue ends
+
+    m.hook = hook
+    assert m.requeue(s, a, a + 4, private, 0, 1) == (0, 1)
+    m.hook = None
+    if not helpers:
+        pytest.skip("the requeue did not move the waiter through enqueue_locked")
+    helpers[0].join(STUCK)
+    assert not helpers[0].is_alive()
+    assert results == [False], "wait_complete reported a wake nobody made"
+    assert not w.queued, "the waiter stayed queued after wait_complete returned"
+    assert m.wake(s, a + 4, private, MATCH_ANY, 10) == 0
+    assert m.queues() == {}
+    m.check_invariants()
 
 
 def _wait_for(cond: Callable[[], bool], what: str) -> None:
@@ -550,7 +609,7 @@ def test_requeue_and_wake_op_across_tables() -> None:
     assert m.wake_op(s, q, p, False, 1, 1, lambda v: v + 1, cmp_eq_0) == 2
     assert s.load_u32(p) == 1
     m.check_invariants()
-    assert woken(ws) == [True, True, True, False]
+    assert woken(ws) == [True, False, True, True]  # q's first waiter, then p's (cond 0 == 0)
 
     stop = threading.Event()
     counts = [0, 0]
@@ -572,8 +631,8 @@ def test_requeue_and_wake_op_across_tables() -> None:
     for t in threads:
         t.join(STUCK)
         assert not t.is_alive(), "deadlock between the private and shared tables"
-    assert m.wait_complete(ws[3]) is False
-    for w in ws[:3]:
+    assert m.wait_complete(ws[1]) is False
+    for w in (ws[0], ws[2], ws[3]):
         assert m.wait_complete(w) is True
     assert m.queues() == {}
     m.check_invariants()

@@ -104,14 +104,25 @@ class ManagerBase:
             b.longest = q.count
 
     @staticmethod
-    def dequeue_locked(b: Bucket, w: Waiter) -> None:
+    def unlink_locked(b: Bucket, w: Waiter) -> None:
+        """Take ``w`` out of its queue, leaving ``w.bucket`` as it is."""
         q = w.queue
         assert q is not None and w.bucket is b
         q.unlink(w)
         if not q.count:
             del b.queues[q.key]
-        w.bucket = None
         b.count -= 1
+
+    def dequeue_locked(self, b: Bucket, w: Waiter) -> None:
+        self.unlink_locked(b, w)
+        w.bucket = None
+
+    def move_locked(self, src: Bucket, dst: Bucket, w: Waiter, key: Key) -> None:
+        """Requeue ``w`` onto ``key`` (both buckets locked).  ``w.bucket`` goes straight
+        from ``src`` to ``dst`` and is never ``None`` on the way, so a concurrent
+        ``wait_complete`` follows the waiter instead of taking it for woken."""
+        self.unlink_locked(src, w)
+        self.enqueue_locked(dst, key, w)
 
     def wake_locked(
         self, b: Bucket, key: Key, bitset: int, n: int, woken: list[Waiter]

@@ -73,8 +73,7 @@ class RequeueOps(ManagerBase):
         w = q.head
         while w is not None and moved < nreq:
             nxt = w.next
-            self.dequeue_locked(b1, w)
-            self.enqueue_locked(b2, k2, w)
+            self.move_locked(b1, b2, w, k2)
             moved += 1
             w = nxt
         b1.requeues += moved
