@@ -46,6 +46,21 @@ class WaitWakeOps(ManagerBase):
         :meth:`wait_complete`.  ``bitset`` is stored as given; a zero bitset is never woken
         (the personalities reject it first).
         """
+        found = self.try_wait_prepare(w, target, addr, private, val, bitset)
+        if found is not None:
+            raise ValueMismatch(addr, val, found)
+
+    def try_wait_prepare(
+        self,
+        w: Waiter,
+        target: FutexTarget,
+        addr: int,
+        private: bool,
+        val: int,
+        bitset: int = MATCH_ANY,
+    ) -> int | None:
+        """:meth:`wait_prepare` for hot paths: a value mismatch is returned (the word
+        found), not raised; ``None`` means queued."""
         key = self.key(target, addr, private)
         w.bitset = bitset
         w.woken = False
@@ -53,9 +68,10 @@ class WaitWakeOps(ManagerBase):
         with b.lock:
             cur = target.load_u32(addr)  # (b): under the lock
             if cur != val:
-                raise ValueMismatch(addr, val, cur)
+                return cur
             self.enqueue_locked(b, key, w)  # (c)
             b.waits += 1
+        return None
 
     def wait_complete(self, w: Waiter) -> bool:
         """Finish a wait: dequeue ``w`` if it is still queued.  Returns ``True`` if a waker

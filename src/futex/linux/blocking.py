@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from futex.kernel import Clock, ClockId, FutexManager, Timer, Waiter
 from futex.linux.abi import EINTR, ERESTART_RESTARTBLOCK, ERESTARTSYS, ETIMEDOUT
@@ -49,32 +49,53 @@ __all__ = ["Deadline", "PendingWait"]
 #: An absolute deadline: (clock, nanoseconds).
 Deadline = tuple[ClockId, int]
 
-#: Re-runs the wait's prepare step for a restart: returns a result to finish with, or
-#: ``None`` when the waiter is queued again.
-Retry = Callable[[Waiter], "int | None"]
+
+
+class Request(Protocol):
+    """What a pending wait needs of the call it stands for."""
+
+    manager: FutexManager
+
+    def prepare(self, w: Waiter) -> int | None:
+        """(Re)queue ``w`` for the call: ``None`` when queued, else the call's result.
+        A restart runs this again (from the value check, like Linux's restart block)."""
+        ...
 
 
 class PendingWait:
     """A blocked futex call.  See the module docstring for how it settles."""
 
+    __slots__ = (
+        "_callbacks",
+        "_clock",
+        "_event",
+        "_lock",
+        "_request",
+        "_result",
+        "_signal",
+        "_timed_out",
+        "_timer",
+        "_waiter",
+        "deadline",
+        "task",
+    )
+
     def __init__(
         self,
         task: Task,
-        manager: FutexManager,
         waiter: Waiter,
         deadline: Deadline | None,
-        retry: Retry,
+        request: Request,
         clock: Clock,
     ) -> None:
         self.task = task
         self.deadline = deadline
-        self._manager = manager
         self._waiter = waiter
-        self._retry = retry
+        self._request = request
         self._clock = clock
         self._lock = threading.Lock()
         self._result: int | None = None
-        self._callbacks: list[Callable[[PendingWait], None]] = []
+        self._callbacks: list[Callable[[PendingWait], None]] | None = None
         self._event: threading.Event | None = None
         self._timer: Timer | None = None
         self._timed_out = False
@@ -102,6 +123,8 @@ class PendingWait:
         """Call ``fn(self)`` when the call finishes (now, if it has)."""
         with self._lock:
             if self._result is None:
+                if self._callbacks is None:
+                    self._callbacks = []
                 self._callbacks.append(fn)
                 return
         fn(self)
@@ -160,8 +183,7 @@ class PendingWait:
         """Decide the outcome (``__futex_wait`` after ``schedule()``); lock held."""
         if self._result is not None:
             return []
-        w = self._waiter
-        if self._manager.wait_complete(w):
+        if self._request.manager.wait_complete(self._waiter):
             return self._finish_locked(0)
         if self._timed_out:
             return self._finish_locked(-ETIMEDOUT)
@@ -178,24 +200,25 @@ class PendingWait:
     def _restart_locked(self) -> int | None:
         """Run the wait again from its value check, keeping the absolute deadline; return
         a result, or ``None`` when queued again."""
-        result = self._retry(self._waiter)
+        result = self._request.prepare(self._waiter)
         if result is not None or self.deadline is None:
             return result
         clock_id, when = self.deadline
         if self._clock.now(clock_id) < when:
             return None
-        return 0 if self._manager.wait_complete(self._waiter) else -ETIMEDOUT
+        return 0 if self._request.manager.wait_complete(self._waiter) else -ETIMEDOUT
 
     def _finish_locked(self, result: int) -> list[Callable[[PendingWait], None]]:
         self._result = result
+        self._waiter.notify = None  # break the waiter <-> pending cycle
         if self._timer is not None:
             self._timer.cancel()
         if self.task.blocked is self:
             self.task.blocked = None
         if self._event is not None:
             self._event.set()
-        callbacks, self._callbacks = self._callbacks, []
-        return callbacks
+        callbacks, self._callbacks = self._callbacks, None
+        return callbacks or []
 
     def _run(self, callbacks: list[Callable[[PendingWait], None]]) -> None:
         for fn in callbacks:

@@ -145,30 +145,48 @@ def sys_futex(
     return -abi.ENOSYS  # FUTEX_FD, unknown commands, and PI until it lands
 
 
+class WaitRequest:
+    """The arguments of one FUTEX_WAIT / WAIT_BITSET, kept for restarts (the restart
+    block of ``futex_wait_restart``)."""
+
+    __slots__ = ("bitset", "manager", "private", "space", "uaddr", "val")
+
+    def __init__(
+        self, task: Task, uaddr: int, private: bool, val: int, bitset: int
+    ) -> None:
+        self.manager = task.process.futex
+        self.space = task.process.space
+        self.uaddr = uaddr
+        self.private = private
+        self.val = val
+        self.bitset = bitset
+
+    def prepare(self, w: Waiter) -> int | None:
+        """Queue ``w`` if the word holds ``val``: ``None``, or the call's -errno."""
+        try:
+            if self.manager.try_wait_prepare(
+                w, self.space, self.uaddr, self.private, self.val, self.bitset
+            ) is None:
+                return None
+        except (MisalignedAddress, MemoryFault) as exc:
+            return _errno_of(exc)
+        return -abi.EAGAIN
+
+
 def futex_wait(
     task: Task, uaddr: int, private: bool, val: int, deadline: Deadline | None, bitset: int
 ) -> int | PendingWait:
     """``futex_wait``: queue if the word holds ``val``; ETIMEDOUT at once if the deadline
     has already passed (after the value check, as Linux's expired hrtimer)."""
-    manager = task.process.futex
-    space = task.process.space
+    request = WaitRequest(task, uaddr, private, val, bitset)
     waiter = Waiter(owner=task, prio=task.queue_prio, tid=task.tid)
-    try:
-        manager.wait_prepare(waiter, space, uaddr, private, val, bitset)
-    except (MisalignedAddress, MemoryFault, ValueMismatch) as exc:
-        return _errno_of(exc)
+    early = request.prepare(waiter)
+    if early is not None:
+        return early
     clock = task.kernel.clock
     if deadline is not None and clock.now(deadline[0]) >= deadline[1]:
-        return 0 if manager.wait_complete(waiter) else -abi.ETIMEDOUT
-
-    def retry(w: Waiter) -> int | None:  # a restart runs the wait again, same arguments
-        try:
-            manager.wait_prepare(w, space, uaddr, private, val, bitset)
-        except (MisalignedAddress, MemoryFault, ValueMismatch) as exc:
-            return _errno_of(exc)
-        return None
-
-    pending = PendingWait(task, manager, waiter, deadline, retry, clock)
+        return 0 if request.manager.wait_complete(waiter) else -abi.ETIMEDOUT
+    pending = PendingWait(task, waiter, deadline, request, clock)
     task.blocked = pending
     pending.arm()
     return pending

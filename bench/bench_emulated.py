@@ -1,0 +1,1092 @@
+#!/usr/bin/env python3
+"""Benchmark of the emulated futex kernel (``futex.linux`` over ``futex.kernel``).
+
+Run from the repository root::
+
+    python bench/bench_emulated.py            # full run, under a minute on an idle machine
+    python bench/bench_emulated.py --quick    # ~15 s
+    python bench/bench_emulated.py --plain --json figures.json
+    # --repeats N: samples per figure; --gc: keep the cyclic GC on while timing
+
+What it measures, all in one run (every ratio is against a baseline measured in the
+same run, interleaved with it where the two can coexist):
+
+1. the cost per call of FUTEX_WAKE with no waiters and of FUTEX_WAIT returning EAGAIN
+   (private, and shared on MAP_PRIVATE / MAP_SHARED pages) through
+   ``Task.syscall_futex``, against the same calls on the host kernel through ctypes;
+2. wake(1) from a queue of N waiters on one address (per wake, over a batch), through
+   the syscall layer (tasks parked with ``syscall_futex_nb``) and the core layer
+   (``Waiter`` + ``FutexManager.wait_prepare``);
+3. FUTEX_CMP_REQUEUE of k waiters, per call and per waiter moved;
+4. the cost of a WAKE / WAIT-EAGAIN call with 100,000 waiters parked on *other*
+   addresses against none (the per-key queues should keep it flat);
+5. bytes per queued waiter (tracemalloc), core and syscall layers.
+
+Timing: ``time.perf_counter_ns`` around a batch of calls, divided by the batch size;
+each figure is sampled several times after a warm-up, and the median (and min) per call
+is reported.  Figures that are compared are sampled round-robin and their ratio is the
+median of the per-round ratios.  A sample during which the thread was descheduled
+(thread CPU time < 90% of wall time: the machine is shared) is retried.  The cyclic GC
+is disabled inside timed regions, as ``timeit`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from futex import _hostfutex
+from futex._hostfutex import MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, host_futex, host_mmap
+from futex.kernel import MATCH_ANY, ManualClock, Waiter
+from futex.linux import LinuxKernel, PendingWait, Process, Task, abi
+
+# -- futex(2) op words -----------------------------------------------------------------------
+
+PRIV = abi.FUTEX_PRIVATE_FLAG
+WAIT = abi.FUTEX_WAIT
+WAKE = abi.FUTEX_WAKE
+WAIT_PRIVATE = WAIT | PRIV
+WAKE_PRIVATE = WAKE | PRIV
+CMP_REQUEUE_PRIVATE = abi.FUTEX_CMP_REQUEUE | PRIV
+INT_MAX = 0x7FFFFFFF
+EAGAIN = -abi.EAGAIN
+ENOSYS = -abi.ENOSYS
+PROT_RW = 0x3
+PAGE = 4096
+
+#: A six-register futex call: ``f(uaddr, op, val, utime, uaddr2, val3) -> int``.
+FutexCall = Callable[[int, int, int, int, int, int], int]
+#: A timed body: runs a batch of operations.
+Runner = Callable[[], None]
+
+
+class BenchError(RuntimeError):
+    """A call under measurement did not return what the benchmark expects."""
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    quick: bool
+    repeats: int  # samples per figure
+    call_n: int  # calls per sample (sections 1 and 4)
+    wake_sizes: tuple[int, ...]  # section 2 queue lengths
+    wake_reps: int  # wakes per sample (section 2)
+    requeue_ks: tuple[int, ...]  # section 3
+    requeue_moves: int  # waiters moved per sample (section 3)
+    unrelated: int  # section 4 waiters on other addresses
+    mem_n: int  # section 5 waiters
+
+
+FULL = Config(
+    quick=False,
+    repeats=21,
+    call_n=10_000,
+    wake_sizes=(10, 1_000, 100_000),
+    wake_reps=1_000,
+    requeue_ks=(1, 100, 10_000),
+    requeue_moves=40_000,
+    unrelated=100_000,
+    mem_n=10_000,
+)
+QUICK = Config(
+    quick=True,
+    repeats=7,
+    call_n=2_000,
+    wake_sizes=(10, 1_000, 100_000),
+    wake_reps=200,
+    requeue_ks=(1, 100, 10_000),
+    requeue_moves=4_000,
+    unrelated=100_000,
+    mem_n=10_000,
+)
+
+_T0 = time.perf_counter()
+
+
+def log(msg: str) -> None:
+    """Progress on stderr (the tables go to stdout)."""
+    print(f"[{time.perf_counter() - _T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+# -- measurement -----------------------------------------------------------------------------
+
+
+@dataclass
+class Stat:
+    """Per-operation times (ns) of the samples of one figure, in round order."""
+
+    samples: list[float] = field(default_factory=list)
+    #: Samples thrown away because the process was off the CPU for part of them.
+    disturbed: int = 0
+    #: Samples kept although disturbed (every retry was disturbed too).
+    kept_disturbed: int = 0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def min(self) -> float:
+        return min(self.samples)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "median_ns": round(self.median, 2),
+            "min_ns": round(self.min, 2),
+            "samples_ns": [round(s, 2) for s in self.samples],
+            "disturbed_samples_dropped": self.disturbed,
+            "disturbed_samples_kept": self.kept_disturbed,
+        }
+
+
+def paired_ratio(a: Stat, b: Stat) -> float:
+    """Median over rounds of ``a / b`` (samples taken side by side in the same round)."""
+    return statistics.median(x / y for x, y in zip(a.samples, b.samples, strict=True))
+
+
+#: Whether timed regions run with the cyclic GC off (``--gc`` turns it on).
+GC_OFF_WHILE_TIMING = True
+#: A sample counts only if the thread was on the CPU for this share of its wall time;
+#: other samples are retried (the machine may be shared with other work).
+MIN_ON_CPU = 0.9
+RETRIES = 6
+#: Samples dropped as disturbed, and kept although disturbed, over the whole run.
+DISTURBED = [0, 0]
+
+
+def timed_ns(run: Runner) -> tuple[int, int]:
+    """Wall and thread CPU time of ``run()`` in ns, with the cyclic GC off (as ``timeit``
+    does) unless ``--gc`` was given."""
+    enabled = gc.isenabled()
+    if GC_OFF_WHILE_TIMING:
+        gc.disable()
+    try:
+        c0 = time.thread_time_ns()
+        t0 = time.perf_counter_ns()
+        run()
+        t1 = time.perf_counter_ns()
+        c1 = time.thread_time_ns()
+        return t1 - t0, c1 - c0
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def interleaved(
+    runners: dict[str, tuple[Runner, int]],
+    repeats: int,
+    between: Callable[[str], None] | None = None,
+) -> dict[str, Stat]:
+    """Sample every runner ``repeats`` times, round-robin (rotating the order each round)
+    so that drift and background load hit them alike.  Each runner is ``(run, ops)``: a
+    sample is ``perf_counter time of run() / ops``.  One untimed warm-up run each comes
+    first.  A sample during which the thread was descheduled (thread CPU time below
+    ``MIN_ON_CPU`` of wall time) is retried, up to ``RETRIES`` times.
+    ``between(name)`` runs untimed after each run (e.g. to restore a queue)."""
+    names = list(runners)
+    for name in names:
+        run, _ = runners[name]
+        run()
+        if between is not None:
+            between(name)
+    stats = {name: Stat() for name in names}
+    for r in range(repeats):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            run, ops = runners[name]
+            st = stats[name]
+            best: tuple[float, int] | None = None  # (on-CPU share, wall) of the least bad
+            for attempt in range(RETRIES + 1):
+                wall, cpu = timed_ns(run)
+                if between is not None:
+                    between(name)
+                share = cpu / wall if wall else 1.0
+                if share >= MIN_ON_CPU:
+                    st.samples.append(wall / ops)
+                    break
+                st.disturbed += 1
+                DISTURBED[0] += 1
+                if best is None or share > best[0]:
+                    best = (share, wall)
+                if attempt == RETRIES:
+                    assert best is not None
+                    st.disturbed -= 1
+                    st.kept_disturbed += 1
+                    DISTURBED[0] -= 1
+                    DISTURBED[1] += 1
+                    st.samples.append(best[1] / ops)
+    return stats
+
+
+def call_loop(f: FutexCall, args: tuple[int, int, int, int, int, int], n: int) -> Runner:
+    """A runner making ``n`` identical six-argument calls."""
+    a0, a1, a2, a3, a4, a5 = args
+    rng = range(n)
+
+    def run() -> None:
+        for _ in rng:
+            f(a0, a1, a2, a3, a4, a5)
+
+    return run
+
+
+def core_wake_loop(p: Process, uaddr: int, n: int) -> Runner:
+    """A runner making ``n`` core-level private wake(1) calls on ``uaddr``."""
+    wake, space = p.futex.wake, p.space
+    rng = range(n)
+
+    def run() -> None:
+        for _ in rng:
+            wake(space, uaddr, True, MATCH_ANY, 1)
+
+    return run
+
+
+def expect(got: object, want: object, what: str) -> None:
+    if got != want:
+        raise BenchError(f"{what}: got {got!r}, expected {want!r}")
+
+
+def new_process() -> tuple[LinuxKernel, Process, Task]:
+    k = LinuxKernel(clock=ManualClock())
+    p = k.new_process()
+    return k, p, p.new_task()
+
+
+def park(task: Task, uaddr: int, op: int, val: int = 0) -> PendingWait:
+    """Block ``task`` cooperatively in FUTEX_WAIT on ``uaddr``."""
+    r = task.syscall_futex_nb(uaddr, op, val, 0, 0, 0)
+    if not isinstance(r, PendingWait):
+        raise BenchError(f"wait on {uaddr:#x} returned {r} instead of blocking")
+    return r
+
+
+def queued_at(p: Process, uaddr: int, private: bool = True) -> int:
+    """Waiters queued on the futex at ``uaddr`` (untimed check)."""
+    m = p.futex
+    key = m.key(p.space, uaddr, private)
+    q = m.bucket_of(key).queues.get(key)
+    return 0 if q is None else q.count
+
+
+def collect() -> None:
+    gc.collect()
+
+
+# -- 1. call cost, emulated vs real ----------------------------------------------------------
+
+
+def _host_noop(uaddr: int, op: int, val: int, utime: int, uaddr2: int, val3: int) -> int:
+    return 0
+
+
+def bench_call_cost(cfg: Config) -> list[dict[str, Any]]:
+    log("1. call cost: emulated vs host kernel")
+    _, p, t = new_process()
+    e_priv = p.mmap(PAGE)
+    e_shm = p.mmap(PAGE, shared=True)
+    emu: FutexCall = t.syscall_futex
+    host = _hostfutex.available()
+    r_priv = r_shm = 0
+    if host:
+        r_priv = host_mmap(0, PAGE, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS)
+        r_shm = host_mmap(0, PAGE, PROT_RW, MAP_SHARED | MAP_ANONYMOUS)
+        for a in (r_priv, r_shm):  # fault the pages in; the word is 0
+            ctypes.c_uint32.from_address(a).value = 0
+
+    # (label, op, val, expected result, emulated address, real address)
+    cases = [
+        ("WAKE_PRIVATE, no waiters", WAKE_PRIVATE, 1, 0, e_priv, r_priv),
+        ("WAIT_PRIVATE -> EAGAIN", WAIT_PRIVATE, 1, EAGAIN, e_priv, r_priv),
+        ("WAKE shared, MAP_PRIVATE page", WAKE, 1, 0, e_priv, r_priv),
+        ("WAIT shared -> EAGAIN, MAP_PRIVATE page", WAIT, 1, EAGAIN, e_priv, r_priv),
+        ("WAKE shared, MAP_SHARED page", WAKE, 1, 0, e_shm, r_shm),
+        ("WAIT shared -> EAGAIN, MAP_SHARED page", WAIT, 1, EAGAIN, e_shm, r_shm),
+    ]
+    n = cfg.call_n
+    runners: dict[str, tuple[Runner, int]] = {}
+    for label, op, val, want, ea, ra in cases:
+        args = (ea, op, val, 0, 0, 0)
+        expect(emu(*args), want, f"emulated {label}")
+        runners["emu " + label] = (call_loop(emu, args, n), n)
+        if host:
+            rargs = (ra, op, val, 0, 0, 0)
+            expect(host_futex(*rargs), want, f"host {label}")
+            runners["real " + label] = (call_loop(host_futex, rargs, n), n)
+    runners["ref noop"] = (call_loop(_host_noop, (e_priv, 0, 0, 0, 0, 0), n), n)
+    if host:
+        # FUTEX_FD is ENOSYS since 2.6.26: the floor of ctypes + syscall entry/exit.
+        enosys = (r_priv, abi.FUTEX_FD | PRIV, 0, 0, 0, 0)
+        expect(host_futex(*enosys), ENOSYS, "host FUTEX_FD")
+        runners["ref enosys"] = (call_loop(host_futex, enosys, n), n)
+    stats = interleaved(runners, cfg.repeats)
+
+    rows: list[dict[str, Any]] = []
+    for label, *_ in cases:
+        e = stats["emu " + label]
+        r = stats.get("real " + label)
+        rows.append(
+            {
+                "call": label,
+                "emulated": e.as_json(),
+                "real": r.as_json() if r else None,
+                "ratio": paired_ratio(e, r) if r else None,
+                "ratio_of_medians": e.median / r.median if r else None,
+                "ratio_of_mins": e.min / r.min if r else None,
+            }
+        )
+    rows.append(
+        {
+            "call": "reference: Python no-op function, 6 args",
+            "emulated": None,
+            "real": stats["ref noop"].as_json(),
+            "ratio": None,
+            "ratio_of_medians": None,
+            "ratio_of_mins": None,
+        }
+    )
+    if host:
+        rows.append(
+            {
+                "call": "reference: host_futex(FUTEX_FD) -> ENOSYS (floor)",
+                "emulated": None,
+                "real": stats["ref enosys"].as_json(),
+                "ratio": None,
+                "ratio_of_medians": None,
+                "ratio_of_mins": None,
+            }
+        )
+    return rows
+
+
+# -- 2. wake(1) from a queue of N ------------------------------------------------------------
+
+
+def bench_wake_queue(cfg: Config) -> list[dict[str, Any]]:
+    log("2. wake(1) from a queue of N waiters")
+    _, p, waker = new_process()
+    a = p.mmap(PAGE)
+    reps = cfg.wake_reps
+    most = max(cfg.wake_sizes) + reps
+    log(f"   creating {most:,} tasks")
+    pool = [p.new_task() for _ in range(most)]
+    rows: list[dict[str, Any]] = []
+    m, space = p.futex, p.space
+    for n in cfg.wake_sizes:
+        total = n + reps
+
+        # syscall layer: tasks blocked through syscall_futex_nb, woken by FUTEX_WAKE_PRIVATE
+        log(f"   N={n:,}: parking {total:,} tasks (syscall_futex_nb)")
+        parked: deque[Task] = deque()
+        for task in pool[:total]:
+            park(task, a, WAIT_PRIVATE)
+            parked.append(task)
+        expect(queued_at(p, a), total, "queue length")
+
+        def refill_tasks(_name: str, parked: deque[Task] = parked) -> None:
+            for _ in range(reps):
+                task = parked.popleft()
+                if task.blocked is not None:
+                    raise BenchError("a task meant to be woken is still blocked")
+                park(task, a, WAIT_PRIVATE)
+                parked.append(task)
+
+        sc: FutexCall = waker.syscall_futex
+        sys_stat = interleaved(
+            {"sys": (call_loop(sc, (a, WAKE_PRIVATE, 1, 0, 0, 0), reps), reps)},
+            cfg.repeats,
+            between=refill_tasks,
+        )["sys"]
+        expect(queued_at(p, a), total, "queue length after the samples")
+        expect(sc(a, WAKE_PRIVATE, INT_MAX, 0, 0, 0), total, "drain")
+        del parked
+
+        # core layer: bare Waiters (no notify), woken by FutexManager.wake
+        log(f"   N={n:,}: parking {total:,} Waiters (FutexManager.wait_prepare)")
+        waiters: deque[Waiter] = deque(Waiter() for _ in range(total))
+        for w in waiters:
+            m.wait_prepare(w, space, a, True, 0)
+
+        def refill_waiters(_name: str, waiters: deque[Waiter] = waiters) -> None:
+            for _ in range(reps):
+                w = waiters.popleft()
+                if not w.woken or w.queued:
+                    raise BenchError("a waiter meant to be woken is still queued")
+                m.wait_prepare(w, space, a, True, 0)
+                waiters.append(w)
+
+        core_run = core_wake_loop(p, a, reps)
+        core_stat = interleaved({"core": (core_run, reps)}, cfg.repeats, refill_waiters)["core"]
+        expect(queued_at(p, a), total, "queue length after the samples")
+        expect(m.wake(space, a, True, MATCH_ANY, INT_MAX), total, "drain")
+        del waiters
+
+        queue = f"{n:,}..{total:,}"
+        rows.append(
+            {
+                "layer": "syscall",
+                "n": n,
+                "queue_during_batch": queue,
+                "batch": reps,
+                "per_wake": sys_stat.as_json(),
+            }
+        )
+        rows.append(
+            {
+                "layer": "core",
+                "n": n,
+                "queue_during_batch": queue,
+                "batch": reps,
+                "per_wake": core_stat.as_json(),
+            }
+        )
+        collect()
+    rows.sort(key=lambda r: (r["layer"] != "syscall", r["n"]))
+    p.futex.check_invariants()
+    for task in pool:
+        if task.blocked is not None:
+            raise BenchError("a task is still blocked after the drain")
+    return rows
+
+
+# -- 3. requeue ------------------------------------------------------------------------------
+
+
+def bench_requeue(cfg: Config) -> list[dict[str, Any]]:
+    log("3. FUTEX_CMP_REQUEUE_PRIVATE of k waiters")
+    _, p, caller = new_process()
+    a = p.mmap(PAGE)
+    b = a + 256  # another word, another bucket
+    if p.futex.bucket_of(a) is p.futex.bucket_of(b):
+        raise BenchError("the two requeue words share a bucket")
+    pool = [p.new_task() for _ in range(max(cfg.requeue_ks))]
+    sc: FutexCall = caller.syscall_futex
+    rows: list[dict[str, Any]] = []
+    for k in cfg.requeue_ks:
+        for task in pool[:k]:
+            park(task, a, WAIT_PRIVATE)
+        # A -> B then B -> A: every call moves all k waiters; nr_wake 0, nr_requeue k,
+        # cmpval 0 (the word's value).
+        expect(sc(a, CMP_REQUEUE_PRIVATE, 0, k, b, 0), k, "requeue a->b")
+        expect(sc(b, CMP_REQUEUE_PRIVATE, 0, k, a, 0), k, "requeue b->a")
+        pairs = max(1, cfg.requeue_moves // (2 * k))
+
+        def run(k: int = k, pairs: int = pairs) -> None:
+            for _ in range(pairs):
+                sc(a, CMP_REQUEUE_PRIVATE, 0, k, b, 0)
+                sc(b, CMP_REQUEUE_PRIVATE, 0, k, a, 0)
+
+        st = interleaved({"rq": (run, 2 * pairs)}, cfg.repeats)["rq"]
+        expect(queued_at(p, a), k, "waiters back on the first word")
+        expect(sc(a, WAKE_PRIVATE, INT_MAX, 0, 0, 0), k, "drain")
+        rows.append(
+            {
+                "k": k,
+                "calls_per_sample": 2 * pairs,
+                "per_call": st.as_json(),
+                "per_waiter_median_ns": st.median / k,
+                "per_waiter_min_ns": st.min / k,
+            }
+        )
+    p.futex.check_invariants()
+    return rows
+
+
+# -- 4. unrelated waiters --------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    """A process where the measured word lives, optionally loaded with other waiters."""
+
+    kernel: LinuxKernel
+    process: Process
+    task: Task
+    uaddr: int  # the measured word (nobody waits on it)
+    private: bool
+    tasks: list[Task] = field(default_factory=list)
+
+
+def _setup_base(shared: bool) -> Setup:
+    k, p, t = new_process()
+    # The measured word comes from the first mapping of every setup, so it is the same
+    # address (and bucket index) in the loaded and the empty process.
+    uaddr = p.mmap(PAGE, shared=shared) + 64
+    return Setup(k, p, t, uaddr, private=not shared)
+
+
+def _park_all(s: Setup, addrs: Sequence[int]) -> None:
+    op = WAIT_PRIVATE if s.private else WAIT
+    p = s.process
+    s.tasks = [p.new_task() for _ in range(len(addrs))]
+    for task, addr in zip(s.tasks, addrs, strict=True):
+        park(task, addr, op)
+
+
+def _same_bucket_addrs(s: Setup, n: int) -> list[int]:
+    """``n`` distinct word addresses in a fresh private mapping whose keys hash to the
+    bucket of the measured word."""
+    m = s.process.futex
+    target = m.bucket_of(m.key(s.process.space, s.uaddr, True))
+    size = m.private.size
+    per_page = max(1, (PAGE // 4) // size)
+    pages = -(-n // per_page) + 2
+    length = pages * PAGE * max(1, size // (PAGE // 4)) + PAGE
+    base = s.process.mmap(length)
+    addrs: list[int] = []
+    page = base
+    fold = m.private.hash_fn
+    while len(addrs) < n:
+        if page >= base + length:
+            raise BenchError("ran out of pages looking for same-bucket words")
+        # Within a page only the (addr >> 2) term of fold_hash moves, one per word; a
+        # different hash_fn falls back to trying every word of the page.
+        first = (target.index - fold(page)) % size
+        cands = [page + 4 * w for w in range(first, PAGE // 4, size)]
+        if not cands or any(m.private.bucket_for(c) is not target for c in cands):
+            cands = [
+                page + 4 * w
+                for w in range(PAGE // 4)
+                if m.private.bucket_for(page + 4 * w) is target
+            ]
+        addrs.extend(cands[: n - len(addrs)])
+        page += PAGE
+    return addrs
+
+
+def _scenario(name: str, n: int) -> Setup:
+    if name == "private, spread":
+        s = _setup_base(shared=False)
+        region = s.process.mmap(n * 4)
+        _park_all(s, range(region, region + 4 * n, 4))
+    elif name == "private, same bucket, distinct words":
+        s = _setup_base(shared=False)
+        _park_all(s, _same_bucket_addrs(s, n))
+    elif name == "private, same bucket, one word":
+        s = _setup_base(shared=False)
+        other = _same_bucket_addrs(s, 1)[0]
+        _park_all(s, [other] * n)
+    elif name == "shared (MAP_SHARED), spread":
+        s = _setup_base(shared=True)
+        region = s.process.mmap(n * 4, shared=True)
+        _park_all(s, range(region, region + 4 * n, 4))
+    else:
+        raise ValueError(name)
+    stats = s.process.futex.stats()
+    expect(stats.queued, n, f"{name}: waiters queued")
+    expect(queued_at(s.process, s.uaddr, s.private), 0, f"{name}: measured word's queue")
+    return s
+
+
+SCENARIOS = (
+    "private, spread",
+    "private, same bucket, distinct words",
+    "private, same bucket, one word",
+    "shared (MAP_SHARED), spread",
+)
+
+
+def bench_unrelated(cfg: Config) -> list[dict[str, Any]]:
+    log(f"4. call cost with {cfg.unrelated:,} waiters on other addresses vs none")
+    rows: list[dict[str, Any]] = []
+    n = cfg.call_n
+    for name in SCENARIOS:
+        log(f"   {name}: parking {cfg.unrelated:,} tasks (syscall_futex_nb)")
+        loaded = _scenario(name, cfg.unrelated)
+        empty = _setup_base(shared=not loaded.private)
+        expect(empty.uaddr, loaded.uaddr, "measured address")
+        info = loaded.process.futex.stats()
+        wake_op = WAKE_PRIVATE if loaded.private else WAKE
+        wait_op = WAIT_PRIVATE if loaded.private else WAIT
+        runners: dict[str, tuple[Runner, int]] = {}
+        for tag, s in (("none", empty), ("loaded", loaded)):
+            f: FutexCall = s.task.syscall_futex
+            wake_args = (s.uaddr, wake_op, 1, 0, 0, 0)
+            wait_args = (s.uaddr, wait_op, 1, 0, 0, 0)
+            expect(f(*wake_args), 0, f"{name}: WAKE")
+            expect(f(*wait_args), EAGAIN, f"{name}: WAIT")
+            runners[f"WAKE {tag}"] = (call_loop(f, wake_args, n), n)
+            runners[f"WAIT {tag}"] = (call_loop(f, wait_args, n), n)
+        collect()
+        stats = interleaved(runners, cfg.repeats)
+        for call in ("WAKE", "WAIT"):
+            none, full = stats[f"{call} none"], stats[f"{call} loaded"]
+            rows.append(
+                {
+                    "scenario": name,
+                    "call": "WAKE, no waiters" if call == "WAKE" else "WAIT -> EAGAIN",
+                    "private": loaded.private,
+                    "unrelated_waiters": cfg.unrelated,
+                    "layer": "syscall_futex_nb (Task + PendingWait)",
+                    "buckets_used": info.buckets_used,
+                    "busiest_bucket": info.busiest_bucket,
+                    "none": none.as_json(),
+                    "loaded": full.as_json(),
+                    "ratio": paired_ratio(full, none),
+                    "ratio_of_medians": full.median / none.median,
+                    "ratio_of_mins": full.min / none.min,
+                }
+            )
+        del loaded, empty, runners, stats
+        collect()
+    return rows
+
+
+# -- 5. memory -------------------------------------------------------------------------------
+
+
+def _traced(run: Callable[[], None]) -> tuple[int, tracemalloc.Snapshot, tracemalloc.Snapshot]:
+    collect()
+    tracemalloc.start(1)
+    try:
+        before = tracemalloc.take_snapshot()
+        base = tracemalloc.get_traced_memory()[0]
+        run()
+        grown = tracemalloc.get_traced_memory()[0] - base
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    return grown, before, after
+
+
+def _mem_core(n: int, distinct: bool) -> int:
+    """Bytes to park ``n`` bare Waiters with ``FutexManager.wait_prepare``."""
+    _, p, _ = new_process()
+    a = p.mmap(n * 4)
+    addrs = [a + 4 * i for i in range(n)] if distinct else [a] * n
+    m, space = p.futex, p.space
+    keep: list[Waiter | None] = [None] * n
+
+    def core() -> None:
+        for i, addr in enumerate(addrs):
+            w = Waiter()
+            m.wait_prepare(w, space, addr, True, 0)
+            keep[i] = w
+
+    grown, _, _ = _traced(core)
+    expect(m.stats().queued, n, "core waiters queued")
+    return grown
+
+
+def _mem_syscall(n: int, distinct: bool) -> tuple[int, tracemalloc.Snapshot, tracemalloc.Snapshot]:
+    """Bytes to park ``n`` tasks with ``syscall_futex_nb`` (the tasks exist beforehand)."""
+    _, p, _ = new_process()
+    a = p.mmap(n * 4)
+    addrs = [a + 4 * i for i in range(n)] if distinct else [a] * n
+    tasks = [p.new_task() for _ in range(n)]
+    for task, addr in zip(tasks, addrs, strict=True):  # the calls Counter gets "WAIT"
+        expect(task.syscall_futex(addr, WAIT_PRIVATE, 1, 0, 0, 0), EAGAIN, "warm-up")
+
+    def sysc() -> None:
+        for task, addr in zip(tasks, addrs, strict=True):
+            park(task, addr, WAIT_PRIVATE)
+
+    out = _traced(sysc)
+    expect(p.futex.stats().queued, n, "syscall waiters queued")
+    return out
+
+
+def _mem_task(n: int) -> int:
+    """Bytes to create ``n`` tasks (a reference: not per waiter)."""
+    _, p, _ = new_process()
+    made: list[Task] = []
+
+    def make_tasks() -> None:
+        for _ in range(n):
+            made.append(p.new_task())
+
+    grown, _, _ = _traced(make_tasks)
+    return grown
+
+
+def bench_memory(cfg: Config) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    log(f"5. bytes per queued waiter (tracemalloc, {cfg.mem_n:,} waiters)")
+    n = cfg.mem_n
+    rows: list[dict[str, Any]] = []
+    breakdown: list[dict[str, Any]] = []
+
+    def record(layer: str, words: str, grown: int, what: str) -> None:
+        rows.append(
+            {
+                "layer": layer,
+                "words": words,
+                "n": n,
+                "bytes_total": grown,
+                "bytes_per_waiter": grown / n,
+                "counts": what,
+            }
+        )
+
+    for distinct in (False, True):
+        words = f"{n:,} distinct words" if distinct else "one word"
+        queue = " + its queue" if distinct else ""
+        record("core", words, _mem_core(n, distinct), "Waiter" + queue)
+        collect()
+        grown, before, after = _mem_syscall(n, distinct)
+        record("syscall_futex_nb", words, grown, "Waiter + PendingWait" + queue)
+        if not distinct:
+            for diff in after.compare_to(before, "lineno")[:8]:
+                if diff.size_diff <= 0:
+                    continue
+                frame = diff.traceback[0]
+                breakdown.append(
+                    {
+                        "site": f"{os.path.relpath(frame.filename)}:{frame.lineno}",
+                        "bytes_per_waiter": diff.size_diff / n,
+                        "blocks_per_waiter": diff.count_diff / n,
+                    }
+                )
+        collect()
+    record("reference: Task", "-", _mem_task(n), "Task + calls Counter + registry")
+    collect()
+    return rows, breakdown
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = field(default_factory=list)
+    note: str = ""
+
+
+def ns(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v >= 100_000:
+        return f"{v / 1000:,.0f} µs"
+    if v >= 100:
+        return f"{v:,.0f} ns"
+    return f"{v:.1f} ns"
+
+
+def ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def build_tables(res: dict[str, Any], cfg: Config) -> list[Table]:
+    tables: list[Table] = []
+    t1 = Table(
+        "1. Cost per call: emulated (Task.syscall_futex) vs real (ctypes host futex)",
+        [
+            "call",
+            "emulated med",
+            "emulated min",
+            "real med",
+            "real min",
+            "emu/real",
+            "emu/real of mins",
+        ],
+        note=f"{cfg.call_n:,} calls per sample, {cfg.repeats} samples, interleaved; emu/real "
+        "is the median of the per-round ratios. Real = futex._hostfutex.host_futex: ctypes "
+        "marshalling + the syscall (the ENOSYS row is that floor).",
+    )
+    for r in res["call_cost"]:
+        e, h = r["emulated"], r["real"]
+        t1.rows.append(
+            [
+                r["call"],
+                ns(e["median_ns"]) if e else "-",
+                ns(e["min_ns"]) if e else "-",
+                ns(h["median_ns"]) if h else "-",
+                ns(h["min_ns"]) if h else "-",
+                ratio(r["ratio"]),
+                ratio(r["ratio_of_mins"]),
+            ]
+        )
+    tables.append(t1)
+
+    t2 = Table(
+        "2. wake(1) from a queue of N waiters on one word (per wake)",
+        ["layer", "N", "queue during batch", "median", "min", "vs N=" + f"{cfg.wake_sizes[0]:,}"],
+        note=f"Park N+{cfg.wake_reps:,}, time {cfg.wake_reps:,} wakes, re-park (untimed); "
+        f"{cfg.repeats} samples. syscall: waiters are tasks blocked via syscall_futex_nb "
+        "(PendingWait), woken by Task.syscall_futex(FUTEX_WAKE_PRIVATE, 1). core: bare "
+        "Waiters via FutexManager.wait_prepare, woken by FutexManager.wake.",
+    )
+    first: dict[str, float] = {}
+    for r in res["wake_queue"]:
+        med = r["per_wake"]["median_ns"]
+        first.setdefault(r["layer"], med)
+        t2.rows.append(
+            [
+                r["layer"],
+                f"{r['n']:,}",
+                r["queue_during_batch"],
+                ns(med),
+                ns(r["per_wake"]["min_ns"]),
+                ratio(med / first[r["layer"]]),
+            ]
+        )
+    tables.append(t2)
+
+    t3 = Table(
+        "3. FUTEX_CMP_REQUEUE_PRIVATE moving k waiters (nr_wake 0)",
+        ["k", "calls/sample", "per call med", "per call min", "per waiter med", "per waiter min"],
+        note="Waiters: tasks blocked via syscall_futex_nb; each call moves all k between "
+        "two words (A->B, B->A).",
+    )
+    for r in res["requeue"]:
+        t3.rows.append(
+            [
+                f"{r['k']:,}",
+                f"{r['calls_per_sample']:,}",
+                ns(r["per_call"]["median_ns"]),
+                ns(r["per_call"]["min_ns"]),
+                ns(r["per_waiter_median_ns"]),
+                ns(r["per_waiter_min_ns"]),
+            ]
+        )
+    tables.append(t3)
+
+    t4 = Table(
+        f"4. Call cost with {cfg.unrelated:,} waiters on OTHER words vs none (goal <= 1.2x)",
+        [
+            "unrelated waiters",
+            "call",
+            "none med",
+            "loaded med",
+            "ratio",
+            "ratio of mins",
+            "buckets used / busiest",
+            "goal",
+        ],
+        note="Waiters parked via syscall_futex_nb (one task each); the empty and the loaded "
+        "process are sampled interleaved and the ratio is the median of the per-round "
+        "ratios; the measured word is the same address in both.",
+    )
+    for r in res["unrelated"]:
+        t4.rows.append(
+            [
+                r["scenario"],
+                r["call"],
+                ns(r["none"]["median_ns"]),
+                ns(r["loaded"]["median_ns"]),
+                ratio(r["ratio"]),
+                ratio(r["ratio_of_mins"]),
+                f"{r['buckets_used']:,} / {r['busiest_bucket']:,}",
+                "ok" if r["ratio"] <= 1.2 else "OVER",
+            ]
+        )
+    tables.append(t4)
+
+    t5 = Table(
+        "5. Memory per queued waiter (tracemalloc)",
+        ["layer", "words", "waiters", "bytes/waiter", "counts"],
+        note="Bytes requested from Python's allocators (no arena slack); tasks exist before "
+        "the measurement, except in the Task reference row.",
+    )
+    for r in res["memory"]:
+        t5.rows.append(
+            [r["layer"], r["words"], f"{r['n']:,}", f"{r['bytes_per_waiter']:,.0f}", r["counts"]]
+        )
+    tables.append(t5)
+
+    if res["memory_breakdown"]:
+        t6 = Table(
+            "5b. Where a syscall-layer waiter's bytes go (one word)",
+            ["allocation site", "bytes/waiter", "blocks/waiter"],
+        )
+        for r in res["memory_breakdown"]:
+            t6.rows.append(
+                [r["site"], f"{r['bytes_per_waiter']:,.0f}", f"{r['blocks_per_waiter']:.2f}"]
+            )
+        tables.append(t6)
+    return tables
+
+
+def key_ratios(res: dict[str, Any]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    short = {
+        "WAKE_PRIVATE, no waiters": "WAKE_PRIVATE (no waiters)",
+        "WAIT_PRIVATE -> EAGAIN": "WAIT_PRIVATE (EAGAIN)",
+        "WAKE shared, MAP_PRIVATE page": "WAKE shared, MAP_PRIVATE (no waiters)",
+        "WAIT shared -> EAGAIN, MAP_PRIVATE page": "WAIT shared, MAP_PRIVATE (EAGAIN)",
+        "WAKE shared, MAP_SHARED page": "WAKE shared, MAP_SHARED (no waiters)",
+        "WAIT shared -> EAGAIN, MAP_SHARED page": "WAIT shared, MAP_SHARED (EAGAIN)",
+    }
+    for r in res["call_cost"]:
+        if r["call"] in short and r["ratio"] is not None:
+            what = short[r["call"]]
+            out.append((f"emulated / real, {what}", ratio(r["ratio"])))
+    for layer in ("syscall", "core"):
+        rows = [r for r in res["wake_queue"] if r["layer"] == layer]
+        if len(rows) >= 2:
+            lo, hi = rows[0], rows[-1]
+            out.append(
+                (
+                    f"wake(1) from {hi['n']:,} / from {lo['n']:,} waiters ({layer} layer)",
+                    ratio(hi["per_wake"]["median_ns"] / lo["per_wake"]["median_ns"]),
+                )
+            )
+    if res["requeue"]:
+        big = res["requeue"][-1]
+        out.append(
+            (f"CMP_REQUEUE per waiter moved (k={big['k']:,})", ns(big["per_waiter_median_ns"]))
+        )
+    for r in res["unrelated"]:
+        out.append(
+            (
+                f"{r['call']} with {r['unrelated_waiters']:,} unrelated waiters / none "
+                f"[{r['scenario']}]",
+                ratio(r["ratio"]),
+            )
+        )
+    if res["unrelated"]:
+        worst = max(res["unrelated"], key=lambda r: r["ratio"])
+        verdict = "ok" if worst["ratio"] <= 1.2 else "OVER"
+        out.append(
+            (
+                f"call cost with {worst['unrelated_waiters']:,} unrelated waiters / none, worst "
+                f"case ({worst['call']}, {worst['scenario']})",
+                f"{ratio(worst['ratio'])} (goal <= 1.2x: {verdict})",
+            )
+        )
+    for r in res["memory"]:
+        if r["words"] == "one word":
+            out.append((f"bytes per queued waiter ({r['layer']})", f"{r['bytes_per_waiter']:,.0f}"))
+    return out
+
+
+def render_plain(tables: list[Table]) -> None:
+    for t in tables:
+        print()
+        print(t.title)
+        widths = [
+            max(len(c), *(len(r[i]) for r in t.rows)) if t.rows else len(c)
+            for i, c in enumerate(t.columns)
+        ]
+        print("  ".join(c.ljust(w) for c, w in zip(t.columns, widths, strict=True)))
+        print("  ".join("-" * w for w in widths))
+        for r in t.rows:
+            cells = [
+                v.ljust(w) if i == 0 else v.rjust(w)
+                for i, (v, w) in enumerate(zip(r, widths, strict=True))
+            ]
+            print("  ".join(cells))
+        if t.note:
+            print(f"  ({t.note})")
+
+
+def render_rich(tables: list[Table]) -> bool:
+    try:
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table as RichTable
+    except ImportError:
+        return False
+    console = Console(width=max(140, Console().width))
+    for t in tables:
+        rt = RichTable(
+            title=t.title,
+            title_justify="left",
+            caption=t.note or None,
+            caption_justify="left",
+            box=box.SIMPLE_HEAVY,
+        )
+        for i, c in enumerate(t.columns):
+            rt.add_column(c, justify="left" if i == 0 else "right", no_wrap=i != 0)
+        for r in t.rows:
+            rt.add_row(*r)
+        console.print(rt)
+        console.print()
+    return True
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--quick", action="store_true", help="a short run (~20 s)")
+    ap.add_argument("--plain", action="store_true", help="plain-text tables (no rich)")
+    ap.add_argument("--json", metavar="PATH", help="write the figures as JSON to PATH")
+    ap.add_argument("--repeats", type=int, help="samples per figure (default: 21, quick: 7)")
+    ap.add_argument("--gc", action="store_true", help="keep the cyclic GC on while timing")
+    args = ap.parse_args(argv)
+    global GC_OFF_WHILE_TIMING
+    GC_OFF_WHILE_TIMING = not args.gc
+    cfg = QUICK if args.quick else FULL
+    if args.repeats:
+        cfg = Config(**{**cfg.__dict__, "repeats": args.repeats})
+
+    probe = LinuxKernel(clock=ManualClock()).new_process().futex
+    meta: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "buckets_per_table": probe.private.size,
+        "queue_order": probe.order.name,
+        "host_futex": _hostfutex.available(),
+        "mode": "quick" if cfg.quick else "full",
+        "repeats": cfg.repeats,
+        "load_average_at_start": os.getloadavg()[0],
+        "gc_in_timed_regions": "disabled" if GC_OFF_WHILE_TIMING else "enabled",
+    }
+    log(f"futex emulated-kernel benchmark ({meta['mode']}), Python {meta['python']}")
+    res: dict[str, Any] = {"meta": meta}
+    res["call_cost"] = bench_call_cost(cfg)
+    collect()
+    res["wake_queue"] = bench_wake_queue(cfg)
+    collect()
+    res["requeue"] = bench_requeue(cfg)
+    collect()
+    res["unrelated"] = bench_unrelated(cfg)
+    collect()
+    res["memory"], res["memory_breakdown"] = bench_memory(cfg)
+    res["key_ratios"] = dict(key_ratios(res))
+    load_end = os.getloadavg()[0]
+    meta["load_average_at_end"] = load_end
+    meta["disturbed_samples_dropped"], meta["disturbed_samples_kept"] = DISTURBED
+    log("done")
+
+    cpus = meta["cpus"] or 1
+    print(
+        f"futex emulated kernel — Python {meta['python']} on {meta['platform']}, "
+        f"{cpus} CPUs, {meta['buckets_per_table']} buckets/table, "
+        f"{meta['mode']} run, {cfg.repeats} samples per figure (median, min), "
+        f"GC {'off' if GC_OFF_WHILE_TIMING else 'on'} while timing"
+    )
+    load = max(meta["load_average_at_start"], load_end)
+    print(
+        f"load average {meta['load_average_at_start']:.1f} at start, {load_end:.1f} at end; "
+        f"samples retried because the thread was descheduled: {DISTURBED[0]:,}, "
+        f"kept anyway after {RETRIES} retries: {DISTURBED[1]:,}"
+        + ("  [BUSY MACHINE: figures are noisy]" if load > cpus else "")
+    )
+    tables = build_tables(res, cfg)
+    if args.plain or not render_rich(tables):
+        render_plain(tables)
+    print()
+    print("Key ratios")
+    for label, value in key_ratios(res):
+        print(f"  {label}: {value}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(res, fh, indent=2)
+            fh.write("\n")
+        log(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
