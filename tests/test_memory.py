@@ -212,3 +212,17 @@ class TestFutexKeys:
         s.mprotect(a, PAGE_SIZE, PROT_READ)
         with pytest.raises(MemoryFault):
             s.futex_key(a, private=False)
+
+    def test_shared_key_on_writable_private_file_page_breaks_cow(self) -> None:
+        """get_futex_key's get_user_pages(FOLL_WRITE) write-faults the page: the private
+        mapping stops following the file (found by the differential tests)."""
+        f = File("f", size=PAGE_SIZE)
+        s = AddressSpace()
+        shared = s.mmap(PAGE_SIZE, shared=True, file=f)
+        private = s.mmap(PAGE_SIZE, file=f)
+        s.store_u32(shared, 1)
+        assert s.load_u32(private) == 1  # untouched private page shows the file
+        assert key_kind(s.futex_key(private, private=False)) is KeyKind.SHARED_PRIVATE
+        s.store_u32(shared, 2)
+        assert s.load_u32(private) == 1  # now a copy
+        s.futex_key(private + 4, private=True)  # a private key touches nothing

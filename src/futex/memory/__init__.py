@@ -34,9 +34,10 @@ mirroring Linux ``get_futex_key``: the address must be aligned and at most
 ``user_ptr_max`` (``access_ok``); a private key needs nothing more.  A shared key needs a
 readable mapping.  On a shared mapping it names (object, offset) so it matches across
 processes; on a writable private mapping it names the address in this address space
-(``FUT_OFF_MMSHARED``); on a read-only private mapping it names the file page if the page
-was never written, and faults for anonymous memory ("a RO anonymous page will never
-change").
+(``FUT_OFF_MMSHARED``) and, as Linux's write fault through ``get_user_pages`` does, turns a
+private file page into this address space's own copy; on a read-only private mapping it
+names the file page if the page was never written, and faults for anonymous memory ("a RO
+anonymous page will never change").
 """
 
 from __future__ import annotations
@@ -515,8 +516,11 @@ class AddressSpace:
         if m.prot & PROT_WRITE:
             if m.shared:
                 return self._object_key(m, addr)
-            if m.obj is not None and m.object_offset(addr) >> PAGE_SHIFT >= m.obj.page_count():
-                raise MemoryFault(addr, "key", "past the end of the mapped object")
+            if m.obj is not None and (addr >> PAGE_SHIFT) not in self._pages:
+                # get_user_pages(FOLL_WRITE) write-faults the page in: a private file page
+                # becomes this address space's own copy (it no longer follows the file).
+                with _LOCK:
+                    self._page_for_write_locked(addr)
             return shared_private_key(self, addr)
         if write:
             raise MemoryFault(addr, "key", "not writable")
