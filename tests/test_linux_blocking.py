@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import wait_until
 
 from futex.kernel import ClockId, ManualClock
 from futex.linux import LinuxKernel, PendingWait, abi
@@ -144,3 +145,38 @@ def test_real_clock_timeout_fires() -> None:
     pw = pending(t.syscall_futex_nb(a, WAIT_PRIVATE, 0, ts, 0, 0))
     assert pw.wait(timeout=60) == -abi.ETIMEDOUT
     p.futex.check_invariants()
+
+
+def test_wake_in_the_window_after_queueing_is_never_lost(kernel: LinuxKernel) -> None:
+    """A FUTEX_WAKE that dequeues a waiter right after it was queued, before the call
+    has returned to its caller, must end that wait with 0 (found by the demo: the waiter
+    used to be queued before anyone could be told, and slept forever in no queue).
+
+    The waker runs on another thread inside that window: the wait's queueing step is
+    wrapped so that, once the waiter is queued, it lets the waker in and waits until the
+    waker has dequeued it."""
+    import threading
+
+    p = kernel.new_process()
+    waiter, waker = p.new_task(), p.new_task()
+    a = p.mmap(4096)
+    manager = p.futex
+    real = manager.try_wait_prepare
+    woke: list[int] = []
+
+    def wrapped(w: Any, *args: Any) -> int | None:
+        found = real(w, *args)
+        t = threading.Thread(
+            target=lambda: woke.append(waker.syscall_futex(a, WAKE_PRIVATE, 1, 0, 0, 0))
+        )
+        t.start()
+        wait_until(lambda: w.woken, "the waker dequeued the waiter")
+        return found
+
+    manager.try_wait_prepare = wrapped  # type: ignore[method-assign]
+    r = waiter.syscall_futex_nb(a, WAIT_PRIVATE, 0, 0, 0, 0)
+    manager.try_wait_prepare = real  # type: ignore[method-assign]
+    result = r if isinstance(r, int) else r.wait(timeout=30)
+    assert result == 0
+    wait_until(lambda: woke == [1], "the waker returned 1")
+    assert waiter.blocked is None

@@ -145,11 +145,33 @@ class PendingWait:
 
     # -- events -----------------------------------------------------------------------------
 
-    def arm(self) -> None:
-        """Start the timeout timer (called once, with no lock held)."""
+    def start(self) -> int | PendingWait:
+        """Queue the wait and arm its timer: the call's result if it ends at once (value
+        mismatch, fault, a deadline already past), else this pending wait.
+
+        ``notify`` and ``task.blocked`` are in place before the waiter is queued, and the
+        queueing runs under this wait's lock: a waker that dequeues it at once finds
+        someone to tell, and is heard only once the wait is fully set up.
+        """
+        expired = False
+        if self.deadline is not None:
+            clock_id, when = self.deadline
+            expired = self._clock.now(clock_id) >= when  # read before taking our lock
+        with self._lock:
+            self.task.blocked = self
+            early = self._request.prepare(self._waiter)
+            if early is None and expired:  # an expired hrtimer: queued, no sleep
+                self._timed_out = True
+                self._settle_locked()  # 0 if a waker already took it, else ETIMEDOUT
+                assert self._result is not None
+                return self._result
+            if early is not None:
+                self._finish_locked(early)
+                return early
         if self.deadline is not None:
             clock_id, when = self.deadline
             self._timer = self._clock.call_at(clock_id, when, self._on_timeout)
+        return self
 
     def interrupt(self, *, handler: bool = True, restart: bool = False) -> bool:
         """Deliver a signal to the blocked call.

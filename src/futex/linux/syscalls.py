@@ -180,16 +180,7 @@ def futex_wait(
     has already passed (after the value check, as Linux's expired hrtimer)."""
     request = WaitRequest(task, uaddr, private, val, bitset)
     waiter = Waiter(owner=task, prio=task.queue_prio, tid=task.tid)
-    early = request.prepare(waiter)
-    if early is not None:
-        return early
-    clock = task.kernel.clock
-    if deadline is not None and clock.now(deadline[0]) >= deadline[1]:
-        return 0 if request.manager.wait_complete(waiter) else -abi.ETIMEDOUT
-    pending = PendingWait(task, waiter, deadline, request, clock)
-    task.blocked = pending
-    pending.arm()
-    return pending
+    return PendingWait(task, waiter, deadline, request, task.kernel.clock).start()
 
 
 def futex_requeue(

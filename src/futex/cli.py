@@ -1,0 +1,245 @@
+"""The ``futex`` command line (``python -m futex`` or the ``futex`` console script).
+
+Subcommands:
+
+- ``demo`` — run the producer/consumer workload of :mod:`futex.demo` on real threads
+  through the emulated futex(2), check the result, and report what the kernel did.
+  Exits 0 if every check passed, 1 otherwise.
+
+Each subcommand is a ``(name, configure, run)`` entry in :data:`COMMANDS`: ``configure``
+adds its arguments to its subparser, ``run`` takes the parsed arguments and returns the
+exit status.  Adding a subcommand is adding an entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from futex import __version__
+from futex.demo import (
+    DEFAULT_CAPACITY,
+    DEFAULT_ITEMS,
+    DEFAULT_THREADS,
+    DemoConfig,
+    DemoReport,
+    Progress,
+    run_demo,
+)
+
+__all__ = ["COMMANDS", "Command", "build_parser", "demo_lines", "main"]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its name, one-line help, argument setup and handler."""
+
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` accepting integers in ``[low, high]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"at least {low}" if high is None else f"in {low}..{high}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    return parse
+
+
+# -- demo -------------------------------------------------------------------------------
+
+
+def _configure_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=_int_in(2),
+        default=DEFAULT_THREADS,
+        metavar="N",
+        help="worker threads in total, half producers (rounded down), the rest consumers "
+        f"(default {DEFAULT_THREADS})",
+    )
+    p.add_argument(
+        "--items",
+        type=_int_in(0, 0xFFFFFFFF),
+        default=DEFAULT_ITEMS,
+        metavar="N",
+        help=f"items to produce and consume (default {DEFAULT_ITEMS})",
+    )
+    p.add_argument(
+        "--capacity",
+        type=_int_in(1, 1 << 20),
+        default=DEFAULT_CAPACITY,
+        metavar="N",
+        help=f"ring buffer slots (default {DEFAULT_CAPACITY})",
+    )
+    p.add_argument(
+        "--plain",
+        action="store_true",
+        help="no live display: plain lines only (for CI logs)",
+    )
+
+
+def demo_lines(report: DemoReport) -> list[str]:
+    """The report of a demo run as plain text lines: the checks, the futex calls by
+    command, the kernel's statistics, the timing, and the verdict last."""
+    cfg = report.config
+    lines = ["checks:"]
+    width = max(len(c.name) for c in report.checks)
+    for c in report.checks:
+        lines.append(f"  {'ok  ' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.detail}")
+    calls = report.calls
+    by_command = ", ".join(f"{name} {n}" for name, n in calls.most_common()) or "none"
+    lines.append(f"futex calls by command: {by_command} ({sum(calls.values())} total)")
+    s = report.stats
+    lines.append(
+        f"kernel: {s.waits} waits queued, {s.wakes} waiters woken, {s.requeues} requeued, "
+        f"longest queue {s.longest_queue}, {s.queued} still queued"
+    )
+    words = ", ".join(f"{name} {index}" for name, index in report.word_buckets.items())
+    if report.samples:
+        peak = (
+            f"at most {report.peak_buckets_used} bucket(s) in use and "
+            f"{report.peak_busiest_bucket} waiter(s) in one bucket "
+            f"({report.samples} sample{'s' if report.samples != 1 else ''})"
+        )
+    else:
+        peak = "not sampled (the run was shorter than one sample interval)"
+    lines.append(f"buckets: futex words hash to {words}; {peak}")
+    lines.append(
+        f"time: {report.elapsed:.3f} s, {report.items_per_second:,.0f} items/s "
+        f"({cfg.items} items, {cfg.producers} producers, {cfg.consumers} consumers, "
+        f"capacity {cfg.capacity})"
+    )
+    failed = [c.name for c in report.checks if not c.ok]
+    if failed:
+        lines.append(f"result: FAIL ({', '.join(failed)})")
+    else:
+        lines.append(
+            f"result: PASS: all {cfg.items} items consumed exactly once, no task blocked, "
+            "kernel invariants hold"
+        )
+    return lines
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    config = DemoConfig(threads=args.threads, items=args.items, capacity=args.capacity)
+    header = (
+        f"futex demo: {config.producers} producer(s) + {config.consumers} consumer(s) "
+        f"(one task each, one process), {config.items} items, ring capacity "
+        f"{config.capacity}"
+    )
+    if args.plain:
+        report = _demo_plain(config, header)
+        for line in demo_lines(report):
+            print(line)
+    else:
+        report = _demo_rich(config, header)
+    return 0 if report.ok else 1
+
+
+def _demo_plain(config: DemoConfig, header: str) -> DemoReport:
+    print(header, flush=True)
+    next_line = 1.0
+
+    def show(p: Progress) -> None:
+        nonlocal next_line
+        if p.elapsed >= next_line:  # at most a line a second
+            next_line = p.elapsed + 1.0
+            print(
+                f"  {p.elapsed:5.1f} s: produced {p.produced}/{config.items}, "
+                f"consumed {p.consumed}/{config.items}, {p.calls} futex calls",
+                flush=True,
+            )
+
+    return run_demo(config, on_progress=show)
+
+
+def _demo_rich(config: DemoConfig, header: str) -> DemoReport:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import Progress as RichProgress
+    from rich.text import Text
+
+    console = Console()
+    console.print(Text(header, style="bold"))
+    columns = (
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+    )
+    with RichProgress(*columns, console=console) as bar:
+        produced = bar.add_task("produced", total=config.items, note="")
+        consumed = bar.add_task("consumed", total=config.items, note="")
+
+        def show(p: Progress) -> None:
+            bar.update(produced, completed=p.produced)
+            bar.update(consumed, completed=p.consumed, note=f"{p.calls} futex calls")
+
+        report = run_demo(config, on_progress=show)
+    for line in demo_lines(report):
+        style = ""
+        if line.startswith("result:"):
+            style = "bold green" if report.ok else "bold red"
+        elif "FAIL" in line[:8]:
+            style = "red"
+        console.print(Text(line, style=style))
+    return report
+
+
+#: The subcommands, in the order ``--help`` lists them.
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "demo",
+        "producer/consumer on real threads through the emulated futex(2), checked",
+        _configure_demo,
+        _run_demo,
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser: one subparser per entry of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(
+        prog="futex",
+        description="The futex subsystem in Python: an emulated kernel with Linux's "
+        "exact futex(2) semantics.",
+    )
+    parser.add_argument("--version", action="version", version=f"futex {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for cmd in COMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.configure(p)
+        p.set_defaults(handler=cmd.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit
+    status.  Usage errors exit through argparse (status 2)."""
+    args = build_parser().parse_args(list(argv) if argv is not None else sys.argv[1:])
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
