@@ -13,6 +13,7 @@ import pytest
 from futex.kernel import KeyKind, MemoryFault, key_kind
 from futex.memory import (
     PAGE_SIZE,
+    PROT_EXEC,
     PROT_NONE,
     PROT_READ,
     PROT_WRITE,
@@ -57,6 +58,24 @@ def test_unmapped_and_protected_accesses_fault() -> None:
         s.load_u32(a + 2 * PAGE_SIZE)
     with pytest.raises(MemoryFault):
         s.mprotect(a, 3 * PAGE_SIZE, RW)  # the hole is not mapped
+
+
+def test_execute_only_memory_reads_only_without_protection_keys() -> None:
+    """Linux on x86-64 with PKU makes PROT_EXEC alone execute-only (measured on the host
+    by the differential tests); get_user_pages wants VM_READ on any CPU."""
+    for exec_readable in (False, True):
+        s = AddressSpace(exec_readable=exec_readable)
+        a = s.mmap(PAGE_SIZE, prot=PROT_EXEC, shared=True)
+        if exec_readable:
+            assert s.load_u32(a) == 0
+        else:
+            with pytest.raises(MemoryFault, match="not readable"):
+                s.load_u32(a)
+        with pytest.raises(MemoryFault, match="VM_READ"):
+            s.futex_key(a, private=False)
+    w = AddressSpace()
+    b = w.mmap(PAGE_SIZE, prot=PROT_WRITE)  # write implies read on x86
+    assert w.load_u32(b) == 0
 
 
 def test_bad_mapping_requests_are_refused_with_a_reason() -> None:
@@ -194,7 +213,7 @@ class TestFutexKeys:
         ro_shared = s.mmap(PAGE_SIZE, prot=PROT_READ, shared=True)
         with pytest.raises(MemoryFault, match="anonymous"):
             s.futex_key(ro_anon, private=False)  # "a RO anonymous page will never change"
-        with pytest.raises(MemoryFault, match="PROT_NONE"):
+        with pytest.raises(MemoryFault, match="not readable"):
             s.futex_key(none, private=False)
         with pytest.raises(MemoryFault, match="not mapped"):
             s.futex_key(none + 16 * PAGE_SIZE, private=False)

@@ -23,8 +23,12 @@ MAP_SHARED mapping see one order of updates).  A 32-bit load is one C-level read
 Faults
 ------
 An access the mapping does not allow raises :class:`MemoryFault`; the syscall layers turn it
-into their fault answer (EFAULT on Linux).  Readability follows x86: any protection other than
-``PROT_NONE`` can be read; writing needs ``PROT_WRITE``.  A file page wholly past the end of
+into their fault answer (EFAULT on Linux).  Readability follows x86-64 with protection keys
+(the oracle host): ``PROT_READ`` or ``PROT_WRITE`` can be read, ``PROT_EXEC`` alone cannot
+(Linux makes it execute-only); writing needs ``PROT_WRITE``.  ``AddressSpace(
+exec_readable=True)`` models a CPU without protection keys, where execute-only memory reads
+— except through ``get_user_pages``, which wants VM_READ whatever the CPU, so a shared futex
+key on such memory faults either way.  A file page wholly past the end of
 the file faults (Linux delivers SIGBUS; futex(2) answers EFAULT).
 
 Futex keys
@@ -76,6 +80,7 @@ PROT_READ = _mmap.PROT_READ
 PROT_WRITE = _mmap.PROT_WRITE
 PROT_EXEC = _mmap.PROT_EXEC
 _PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
+_PROT_READABLE = PROT_READ | PROT_WRITE  # what get_user_pages calls VM_READ (x86: W => R)
 
 #: Highest address ``access_ok`` accepts for a 4-byte access on x86-64 with 4-level paging
 #: (measured on the host: 0x7ffffffff000 passes, 0x7ffffffff004 is EFAULT).
@@ -206,7 +211,8 @@ class Mapping:
 
     @property
     def readable(self) -> bool:
-        return bool(self.prot & _PROT_ALL)
+        """Readable by get_user_pages (VM_READ; PROT_WRITE implies it on x86)."""
+        return bool(self.prot & _PROT_READABLE)
 
     @property
     def writable(self) -> bool:
@@ -232,9 +238,13 @@ class AddressSpace:
     compare-and-swap and key futex words in it.
     """
 
-    def __init__(self, *, user_ptr_max: int = USER_PTR_MAX_X86_64) -> None:
+    def __init__(
+        self, *, user_ptr_max: int = USER_PTR_MAX_X86_64, exec_readable: bool = False
+    ) -> None:
         self.serial = next(_serials)
         self.user_ptr_max = user_ptr_max
+        self.exec_readable = exec_readable
+        self._load_mask = _PROT_ALL if exec_readable else _PROT_READABLE
         self._starts: list[int] = []
         self._maps: list[Mapping] = []
         self._pages: dict[int, _Page] = {}  # private pages by virtual page number
@@ -374,8 +384,8 @@ class AddressSpace:
         m = self._lookup(addr)
         if m is None:
             raise MemoryFault(addr, access, "not mapped")
-        if not m.prot & _PROT_ALL:
-            raise MemoryFault(addr, access, "PROT_NONE")
+        if not m.prot & self._load_mask:
+            raise MemoryFault(addr, access, "not readable")
         if not m.shared:
             page = self._pages.get(addr >> PAGE_SHIFT)
             if page is not None:
@@ -511,8 +521,8 @@ class AddressSpace:
         m = self._lookup(addr)
         if m is None:
             raise MemoryFault(addr, "key", "not mapped")
-        if not m.prot & _PROT_ALL:
-            raise MemoryFault(addr, "key", "PROT_NONE")
+        if not m.prot & _PROT_READABLE:
+            raise MemoryFault(addr, "key", "not readable (no VM_READ)")
         if m.prot & PROT_WRITE:
             if m.shared:
                 return self._object_key(m, addr)
@@ -544,7 +554,7 @@ class AddressSpace:
     def fork(self) -> AddressSpace:
         """A child address space: shared mappings show the same objects, private pages are
         shared copy-on-write until either side writes them."""
-        child = AddressSpace(user_ptr_max=self.user_ptr_max)
+        child = AddressSpace(user_ptr_max=self.user_ptr_max, exec_readable=self.exec_readable)
         with _LOCK:
             child._maps = [
                 Mapping(m.start, m.end, m.prot, m.shared, m.obj, m.offset) for m in self._maps

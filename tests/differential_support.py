@@ -1,0 +1,872 @@
+"""Differential harness: the same single-task futex(2) call sequences on the host kernel and
+on the emulated one, with the same mappings at the same addresses, comparing every return
+value and every readable page after each step.
+
+The layout (``LAYOUT``) is reserved once on the host with MAP_FIXED_NOREPLACE; each sequence
+starts from a fresh emulated kernel built to match, after the host's writable pages were
+restored.  Addresses in a sequence are symbolic (:class:`At`: a layout page and an offset, or
+a plain int), resolved against the base the host reservation got.
+
+Blocking calls: every call runs on the emulator first (``syscall_futex_nb``).  If it comes
+back blocked (a ``PendingWait``), the host would block too, which a single task must not
+do; the harness proves it instead with two calls that cannot block: the same call with the
+value flipped (expects EAGAIN: the timeout, the bitset and the key passed, the word was
+read) and the same call with an already expired timeout (expects ETIMEDOUT: the word
+matched and the task would have slept).  The emulated wait then ends by advancing the
+manual clock to its deadline (ETIMEDOUT) or by a signal (EINTR).  A host call that the
+emulator answered at once is still run under a watchdog: if the host blocks after all, a
+signal ends it and the disagreement is reported as ``BLOCKED``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import ctypes
+import functools
+import os
+import signal
+import struct
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from futex import _hostfutex as hf
+from futex.kernel import ClockId, ManualClock
+from futex.linux import LinuxKernel, PendingWait, Process, Task, abi
+from futex.memory import PAGE_SIZE, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, File
+
+__all__ = [
+    "BLOCKED",
+    "LAYOUT",
+    "PALETTE",
+    "At",
+    "Call",
+    "Current",
+    "Differ",
+    "Mismatch",
+    "Store",
+    "host_layout",
+]
+
+U32 = 0xFFFFFFFF
+U64 = 0xFFFFFFFFFFFFFFFF
+MAP_FIXED = 0x10
+MS_ASYNC = 1
+PAGE = PAGE_SIZE
+RW = PROT_READ | PROT_WRITE
+#: Commands that may block (non-PI): the host runs them under the watchdog.
+BLOCKING_COMMANDS = frozenset({abi.FUTEX_WAIT, abi.FUTEX_WAIT_BITSET})
+#: Host calls that do not return within this many seconds are taken to be blocked.
+WATCHDOG_SECONDS = 2.0
+#: A pending emulated wait whose deadline is at most this far ends by advancing the clock
+#: (-ETIMEDOUT); a later one, or one without a deadline, by a signal (-EINTR).
+MAX_ADVANCE_NS = 10 * abi.NSEC_PER_SEC
+
+#: Hash buckets per emulated table: few, as one task never has more than one waiter (and a
+#: fresh kernel per sequence must be cheap).
+EMULATED_BUCKETS = 4
+
+#: Word values the pages are filled with; generated values come from here often, so that
+#: value comparisons match.
+PALETTE = (0, 1, 2, 0xFFFFFFFF, 0x80000000, 0x7FFFFFFF, 3, 0xFFFFFFFE, 42, 0x10000)
+
+
+class _Blocked:
+    def __repr__(self) -> str:
+        return "BLOCKED"
+
+
+#: What the harness reports for a host call that blocked (the watchdog ended it).
+BLOCKED = _Blocked()
+
+
+# -- the layout -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    name: str
+    #: protection on the host after setup (PROT_NONE for holes too)
+    prot: int
+    #: whether Python may read the page (on the host: mapped, readable, not past EOF)
+    readable: bool
+    #: whether the harness may store words into it
+    writable: bool
+
+
+LAYOUT: tuple[PageSpec, ...] = (
+    PageSpec("PRIV_RW", RW, True, True),  # private anonymous, read-write
+    PageSpec("TIMESPEC", RW, True, True),  # private anonymous: timespec slots
+    PageSpec("PRIV_RO", PROT_READ, True, False),  # private anonymous, written, then RO
+    PageSpec("PROT_NONE", PROT_NONE, False, False),  # private anonymous, PROT_NONE
+    PageSpec("HOLE", PROT_NONE, False, False),  # not mapped
+    PageSpec("SHARED_RW", RW, True, True),  # shared anonymous, read-write
+    PageSpec("SHARED_RO", PROT_READ, True, False),  # shared anonymous, written, then RO
+    PageSpec("FILE_SHARED_RW", RW, True, True),  # file A page 0, MAP_SHARED
+    PageSpec("FILE_SHARED_RO", PROT_READ, True, False),  # file A page 0 again, MAP_SHARED RO
+    PageSpec("FILE_PRIV_RW", RW, True, True),  # file B page 0, MAP_PRIVATE
+    PageSpec("FILE_PRIV_RO", PROT_READ, True, False),  # file B page 0 again, MAP_PRIVATE RO
+    PageSpec("FILE_PRIV_COWED_RO", PROT_READ, True, False),  # B page 1, written, then RO
+    PageSpec("EOF_SHARED", RW, True, True),  # file C page 0 (C is 0x800 bytes), MAP_SHARED
+    PageSpec("EOF_SHARED_PAST", RW, False, False),  # file C page 1: past EOF
+    PageSpec("EOF_PRIV_PAST", RW, False, False),  # file C page 1, MAP_PRIVATE: past EOF
+    PageSpec("FILE_PRIV_ALIAS_RW", RW, True, True),  # file A page 0, MAP_PRIVATE
+    PageSpec("FILE_PRIV_ALIAS_RO", PROT_READ, True, False),  # file A page 0, MAP_PRIVATE RO
+    PageSpec("PRIV_RO_ZERO", PROT_READ, True, False),  # private anonymous RO, never written
+    PageSpec("SHARED_RO_ZERO", PROT_READ, True, False),  # shared anonymous RO, never written
+    PageSpec("EXEC_PRIV", PROT_EXEC, False, False),  # private anonymous, PROT_EXEC only
+    PageSpec("EXEC_SHARED", PROT_EXEC, False, False),  # shared anonymous, written, then X
+    PageSpec("EXEC_FILE_SHARED", PROT_EXEC, False, False),  # file A page 0, MAP_SHARED X
+    PageSpec("EXEC_FILE_PRIV", PROT_EXEC, False, False),  # file B page 0, MAP_PRIVATE X
+    PageSpec("WRITE_ONLY_PRIV", PROT_WRITE, True, True),  # private anonymous, PROT_WRITE
+    PageSpec("WRITE_ONLY_SHARED", PROT_WRITE, True, True),  # shared anonymous, PROT_WRITE
+    PageSpec("HOLE_END", PROT_NONE, False, False),  # not mapped
+)
+PAGE_INDEX = {spec.name: i for i, spec in enumerate(LAYOUT)}
+NPAGES = len(LAYOUT)
+READABLE_PAGES = tuple(i for i, s in enumerate(LAYOUT) if s.readable)
+WRITABLE_PAGES = tuple(i for i, s in enumerate(LAYOUT) if s.writable)
+
+FILE_A_SIZE = PAGE
+FILE_B_SIZE = 2 * PAGE
+FILE_C_SIZE = 0x800
+
+#: Host bases tried in turn for the reservation.
+BASES = (0x7E5500000000, 0x7E4400000000, 0x6E5500000000, 0x5E5500000000)
+
+
+@functools.cache
+def pattern(k: int, nbytes: int = PAGE) -> bytes:
+    """Page content number ``k``: palette words, shifted by ``k``."""
+    n = len(PALETTE)
+    words = [PALETTE[(i + k) % n] for i in range(nbytes // 4)]
+    return struct.pack(f"<{len(words)}I", *words)
+
+
+# patterns by role
+P_PRIV_RW, P_PRIV_RO, P_SHARED_RW, P_SHARED_RO = 0, 1, 2, 3
+P_FILE_A, P_FILE_B0, P_FILE_B1, P_COWED, P_FILE_C = 4, 5, 6, 7, 8
+P_EXEC_SHARED, P_WRITE_ONLY_PRIV, P_WRITE_ONLY_SHARED = 9, 2, 3
+
+
+def file_a() -> bytes:
+    return pattern(P_FILE_A)
+
+
+def file_b() -> bytes:
+    return pattern(P_FILE_B0) + pattern(P_FILE_B1)
+
+
+def file_c() -> bytes:
+    return pattern(P_FILE_C, FILE_C_SIZE)
+
+
+def ktime_of(sec: int, nsec: int) -> int:
+    """``timespec64_to_ktime`` of a valid timespec."""
+    if sec >= abi.KTIME_SEC_MAX:
+        return abi.KTIME_MAX
+    return min(sec * abi.NSEC_PER_SEC + nsec, abi.KTIME_MAX)
+
+
+#: Timespec slots (16 bytes each) at the start of the TIMESPEC page; the names index them.
+#: ``None`` marks the clock-relative ones, filled in per sequence.
+SLOT_NAMES = (
+    "zero",  # {0, 0}: expired (absolute), zero (relative)
+    "one_sec",  # {1, 0}
+    "one_ns",  # {0, 1}
+    "max_nsec",  # {0, 999999999}
+    "five_sec",  # {5, 0}
+    "two_and_half",  # {2, 500000000}
+    "mono_past",  # monotonic now - 1 h (or 1 s on a young machine)
+    "mono_future",  # monotonic now + 1 h
+    "rt_past",  # realtime now - 1 h
+    "rt_future",  # realtime now + 1 h
+    "mono_year",  # monotonic now + 1 year
+    "rt_year",  # realtime now + 1 year
+    "neg_sec",  # {-1, 0}
+    "nsec_1e9",  # {0, 1000000000}
+    "neg_nsec",  # {0, -1}
+    "nsec_hi_bits",  # {1, 1 << 32}
+    "min_sec",  # {-2**63, 0}
+    "max_nsec_s64",  # {0, 2**63 - 1}
+    "ktime_sec_max",  # {KTIME_SEC_MAX, 0}
+    "ktime_sec_max_m1",  # {KTIME_SEC_MAX - 1, 999999999}
+    "s64_max_sec",  # {2**63 - 1, 0}
+    "ktime_sec_max_p1",  # {KTIME_SEC_MAX + 1, 5}
+)
+SLOT = {name: i for i, name in enumerate(SLOT_NAMES)}
+NSLOTS = len(SLOT_NAMES)
+#: The last 16 bytes of the TIMESPEC page hold {2, 0}; a pointer 8 bytes further straddles
+#: into PRIV_RO.
+LAST_SLOT_OFFSET = PAGE - 16
+
+
+def timespec_page(mono_ns: int, rt_ns: int) -> bytes:
+    ms, rs = mono_ns // abi.NSEC_PER_SEC, rt_ns // abi.NSEC_PER_SEC
+    year = 365 * 86400
+    values = {
+        "zero": (0, 0),
+        "one_sec": (1, 0),
+        "one_ns": (0, 1),
+        "max_nsec": (0, 999_999_999),
+        "five_sec": (5, 0),
+        "two_and_half": (2, 500_000_000),
+        "mono_past": (ms - 3600, 0) if ms > 3700 else (1, 0),
+        "mono_future": (ms + 3600, 123),
+        "rt_past": (rs - 3600, 0),
+        "rt_future": (rs + 3600, 0),
+        "mono_year": (ms + year, 7),
+        "rt_year": (rs + year, 0),
+        "neg_sec": (-1, 0),
+        "nsec_1e9": (0, abi.NSEC_PER_SEC),
+        "neg_nsec": (0, -1),
+        "nsec_hi_bits": (1, 1 << 32),
+        "min_sec": (-(1 << 63), 0),
+        "max_nsec_s64": (0, (1 << 63) - 1),
+        "ktime_sec_max": (abi.KTIME_SEC_MAX, 0),
+        "ktime_sec_max_m1": (abi.KTIME_SEC_MAX - 1, 999_999_999),
+        "s64_max_sec": ((1 << 63) - 1, 0),
+        "ktime_sec_max_p1": (abi.KTIME_SEC_MAX + 1, 5),
+    }
+    page = bytearray(PAGE)
+    for i, name in enumerate(SLOT_NAMES):
+        struct.pack_into("<qq", page, 16 * i, *values[name])
+    struct.pack_into("<qq", page, LAST_SLOT_OFFSET, 2, 0)
+    return bytes(page)
+
+
+# -- symbolic steps ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class At:
+    """A layout address: ``page`` (an index into ``LAYOUT``) plus ``off`` bytes (may be
+    negative or past the page)."""
+
+    page: int
+    off: int
+
+    def __repr__(self) -> str:
+        return f"At({LAYOUT[self.page].name}, {self.off:#x})"
+
+
+Addr = At | int
+
+
+@dataclass(frozen=True)
+class Store:
+    """Store a word, on both sides (``addr`` must be an aligned word of a writable page)."""
+
+    addr: At
+    value: int
+
+    def __repr__(self) -> str:
+        return f"Store({self.addr!r}, {self.value:#x})"
+
+
+@dataclass(frozen=True)
+class Current:
+    """A register value taken when the call is made: the word at ``addr`` now (0 if it
+    cannot be read), xor ``flip``.  Makes value comparisons match often."""
+
+    addr: Addr
+    flip: int = 0
+
+    def __repr__(self) -> str:
+        return f"Current({self.addr!r}{f', flip={self.flip:#x}' if self.flip else ''})"
+
+
+Value = int | Current
+
+
+@dataclass(frozen=True)
+class Call:
+    """futex(2) with six register values; ``utime`` may be symbolic (a timespec pointer).
+    ``interrupt``: if the emulated call blocks, end it by a signal even if it has a near
+    deadline."""
+
+    uaddr: Addr
+    op: int
+    val: Value
+    utime: Addr
+    uaddr2: Addr
+    val3: Value
+    interrupt: bool = False
+
+    def __repr__(self) -> str:
+        def a(x: Addr | Current) -> str:
+            return hex(x) if isinstance(x, int) else repr(x)
+
+        return (
+            f"Call(uaddr={a(self.uaddr)}, op={self.op:#x} [{describe_op(self.op)}], "
+            f"val={a(self.val)}, utime={a(self.utime)}, uaddr2={a(self.uaddr2)}, "
+            f"val3={a(self.val3)}{', interrupt' if self.interrupt else ''})"
+        )
+
+
+Step = Store | Call
+
+
+def describe_op(op: int) -> str:
+    op &= U32
+    cmd = op & abi.FUTEX_CMD_MASK
+    name = abi.COMMAND_NAMES.get(cmd, f"cmd {cmd:#x}")
+    if op & abi.FUTEX_PRIVATE_FLAG:
+        name += "|PRIVATE"
+    if op & abi.FUTEX_CLOCK_REALTIME:
+        name += "|CLOCK_REALTIME"
+    return name
+
+
+@dataclass
+class Mismatch:
+    """One disagreement: the step, the host's answer, the emulator's, and details."""
+
+    index: int
+    step: Step
+    host: object
+    emulator: object
+    detail: str
+    steps: Sequence[Step] = ()
+    #: the call's six registers as made (hex), and the layout base
+    registers: str = ""
+
+    def signature(self) -> tuple[object, ...]:
+        """What makes two mismatches "the same bug" for de-duplication."""
+        s = self.step
+        if isinstance(s, Call):
+            base = describe_op(s.op).split("|")[0]
+            key: tuple[object, ...] = (
+                "unknown" if base.startswith("cmd") else base,
+                bool(s.op & abi.FUTEX_PRIVATE_FLAG),
+                _addr_class(s.uaddr),
+            )
+        else:
+            key = ("store", _addr_class(s.addr))
+        return (*key, repr(self.host), repr(self.emulator), self.detail.split(":")[0])
+
+    def __str__(self) -> str:
+        lines = [
+            f"step {self.index}: {self.step!r}",
+            f"  host: {self.host!r}   emulator: {self.emulator!r}   ({self.detail})",
+        ]
+        if self.registers:
+            lines.append(f"  registers: {self.registers}")
+        if self.steps:
+            lines.append("  sequence:")
+            lines += [f"    [{i}] {s!r}" for i, s in enumerate(self.steps)]
+        return "\n".join(lines)
+
+
+def _addr_class(a: Addr) -> str:
+    if isinstance(a, At):
+        return f"{LAYOUT[a.page].name}{'' if a.off % 4 == 0 else '+misaligned'}"
+    return f"abs:{a:#x}"
+
+
+# -- host side --------------------------------------------------------------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_msync = _libc.msync
+_msync.restype = ctypes.c_int
+_msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+
+#: Addresses at or above this are never user mappings (TASK_SIZE of 4-level paging).
+_TASK_SIZE = 0x7FFFFFFFF000
+
+
+def host_page_mapped(page: int) -> bool:
+    """Whether the host process has anything mapped at ``page`` (page aligned)."""
+    if page >= _TASK_SIZE or page < 0:
+        return False
+    return bool(_msync(page, PAGE, MS_ASYNC) == 0)
+
+
+class Watchdog:
+    """Ends a host call that blocks: after ``arm(seconds)`` it sends SIGUSR1 to the main
+    thread unless ``disarm()`` came first.  SIGUSR1 gets a no-op handler (without
+    SA_RESTART), so the futex call returns -EINTR."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._fired = False
+        self._closed = False
+        self._target = threading.main_thread().ident
+        self._old = signal.signal(signal.SIGUSR1, lambda *_: None)
+        self._thread = threading.Thread(target=self._run, name="futex-diff-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, seconds: float) -> None:
+        with self._cond:
+            self._deadline = time.monotonic() + seconds
+            self._fired = False
+            self._cond.notify()
+
+    def disarm(self) -> bool:
+        """Stop watching; return whether the signal was sent."""
+        with self._cond:
+            self._deadline = None
+            return self._fired
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+        signal.signal(signal.SIGUSR1, self._old)
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._closed:
+                if self._deadline is None:
+                    self._cond.wait()
+                    continue
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                self._deadline = None
+                self._fired = True
+                assert self._target is not None
+                signal.pthread_kill(self._target, signal.SIGUSR1)
+
+
+class HostLayout:
+    """The layout reserved in this (host) process."""
+
+    def __init__(self) -> None:
+        self.base = 0
+        self._maps: list[tuple[int, int]] = []
+        self._fds: list[int] = []
+        self.expired = 0  # a private page of zeros outside the layout: {0, 0}
+        self.fd_a = self.fd_b = self.fd_c = -1
+
+    # setup / teardown
+
+    def open(self) -> None:
+        self.fd_a = self._memfd("futex-diff-a", file_a())
+        self.fd_b = self._memfd("futex-diff-b", file_b())
+        self.fd_c = self._memfd("futex-diff-c", file_c())
+        self.expired = hf.host_mmap(0, PAGE, PROT_READ, hf.MAP_PRIVATE | hf.MAP_ANONYMOUS)
+        self._maps.append((self.expired, PAGE))
+        errors = []
+        for base in BASES:
+            try:
+                self._reserve(base)
+            except OSError as exc:
+                errors.append(f"{base:#x}: {exc}")
+                self._unmap_layout()
+                continue
+            self.base = base
+            return
+        raise OSError(f"cannot reserve the differential layout: {errors}")
+
+    def close(self) -> None:
+        self._unmap_layout()
+        for addr, length in self._maps:
+            hf.host_munmap(addr, length)
+        self._maps.clear()
+        for fd in self._fds:
+            os.close(fd)
+        self._fds.clear()
+
+    def _memfd(self, name: str, data: bytes) -> int:
+        fd = os.memfd_create(name)
+        self._fds.append(fd)
+        os.ftruncate(fd, len(data))
+        os.pwrite(fd, data, 0)
+        return fd
+
+    def _layout_maps(self) -> list[tuple[int, int]]:
+        return [(a, n) for a, n in self._maps if self._in_layout(a)]
+
+    def _in_layout(self, addr: int) -> bool:
+        return self.base <= addr < self.base + NPAGES * PAGE if self.base else False
+
+    def _unmap_layout(self) -> None:
+        keep = []
+        for addr, length in self._maps:
+            if addr == self.expired:
+                keep.append((addr, length))
+            else:
+                hf.host_munmap(addr, length)
+        self._maps = keep
+
+    def _map(
+        self,
+        base: int,
+        page: str,
+        npages: int,
+        prot: int,
+        flags: int,
+        fd: int = -1,
+        offset: int = 0,
+        fixed: bool = False,
+    ) -> int:
+        want = base + PAGE_INDEX[page] * PAGE
+        extra = MAP_FIXED if fixed else hf.MAP_FIXED_NOREPLACE
+        got = hf.host_mmap(want, npages * PAGE, prot, flags | extra, fd, offset)
+        if got != want:
+            hf.host_munmap(got, npages * PAGE)
+            raise OSError(f"mmap placed {page} at {got:#x}, not {want:#x}")
+        if not fixed:
+            self._maps.append((got, npages * PAGE))
+        return got
+
+    def _reserve(self, base: int) -> None:
+        holes = [i for i, spec in enumerate(LAYOUT) if spec.name.startswith("HOLE")]
+        for i in [-1, *holes, NPAGES]:  # the layout's holes and the pages around it
+            if host_page_mapped(base + i * PAGE):
+                raise OSError(f"page {i} at {base + i * PAGE:#x} is mapped already")
+        anon = hf.MAP_PRIVATE | hf.MAP_ANONYMOUS
+        shanon = hf.MAP_SHARED | hf.MAP_ANONYMOUS
+        self._map(base, "PRIV_RW", 1, RW, anon)
+        self._map(base, "TIMESPEC", 1, RW, anon)
+        a = self._map(base, "PRIV_RO", 1, RW, anon)
+        _poke(a, pattern(P_PRIV_RO))
+        hf.host_mprotect(a, PAGE, PROT_READ)
+        self._map(base, "PROT_NONE", 1, PROT_NONE, anon)
+        self._map(base, "SHARED_RW", 1, RW, shanon)
+        a = self._map(base, "SHARED_RO", 1, RW, shanon)
+        _poke(a, pattern(P_SHARED_RO))
+        hf.host_mprotect(a, PAGE, PROT_READ)
+        self._map(base, "FILE_SHARED_RW", 1, RW, hf.MAP_SHARED, self.fd_a, 0)
+        self._map(base, "FILE_SHARED_RO", 1, PROT_READ, hf.MAP_SHARED, self.fd_a, 0)
+        self._map(base, "FILE_PRIV_RW", 1, RW, hf.MAP_PRIVATE, self.fd_b, 0)
+        self._map(base, "FILE_PRIV_RO", 1, PROT_READ, hf.MAP_PRIVATE, self.fd_b, 0)
+        a = self._map(base, "FILE_PRIV_COWED_RO", 1, RW, hf.MAP_PRIVATE, self.fd_b, PAGE)
+        _poke(a, pattern(P_COWED))
+        hf.host_mprotect(a, PAGE, PROT_READ)
+        self._map(base, "EOF_SHARED", 2, RW, hf.MAP_SHARED, self.fd_c, 0)
+        self._map(base, "EOF_PRIV_PAST", 1, RW, hf.MAP_PRIVATE, self.fd_c, PAGE)
+        self._map(base, "FILE_PRIV_ALIAS_RW", 1, RW, hf.MAP_PRIVATE, self.fd_a, 0)
+        self._map(base, "FILE_PRIV_ALIAS_RO", 1, PROT_READ, hf.MAP_PRIVATE, self.fd_a, 0)
+        self._map(base, "PRIV_RO_ZERO", 1, PROT_READ, anon)
+        self._map(base, "SHARED_RO_ZERO", 1, PROT_READ, shanon)
+        # PROT_EXEC alone: execute-only memory where the CPU has protection keys, so
+        # Python must never read these pages
+        self._map(base, "EXEC_PRIV", 1, PROT_EXEC, anon)
+        a = self._map(base, "EXEC_SHARED", 1, RW, shanon)
+        _poke(a, pattern(P_EXEC_SHARED))
+        hf.host_mprotect(a, PAGE, PROT_EXEC)
+        self._map(base, "EXEC_FILE_SHARED", 1, PROT_EXEC, hf.MAP_SHARED, self.fd_a, 0)
+        self._map(base, "EXEC_FILE_PRIV", 1, PROT_EXEC, hf.MAP_PRIVATE, self.fd_b, 0)
+        self._map(base, "WRITE_ONLY_PRIV", 1, PROT_WRITE, anon)
+        self._map(base, "WRITE_ONLY_SHARED", 1, PROT_WRITE, shanon)
+
+    def check_holes(self) -> None:
+        """Fail loudly if something got mapped into the layout's holes meanwhile."""
+        for i, spec in enumerate(LAYOUT):
+            if spec.name.startswith("HOLE") and host_page_mapped(self.addr(i)):
+                raise AssertionError(f"{spec.name} at {self.addr(i):#x} got mapped")
+
+    # per sequence
+
+    def addr(self, page: int, off: int = 0) -> int:
+        return self.base + page * PAGE + off
+
+    def reset(self, timespecs: bytes) -> None:
+        """Bring the host layout back to the state a fresh emulated one starts in."""
+        b = self.base
+        _poke(self.addr(PAGE_INDEX["PRIV_RW"]), pattern(P_PRIV_RW))
+        _poke(self.addr(PAGE_INDEX["TIMESPEC"]), timespecs)
+        _poke(self.addr(PAGE_INDEX["SHARED_RW"]), pattern(P_SHARED_RW))
+        _poke(self.addr(PAGE_INDEX["FILE_SHARED_RW"]), file_a())
+        _poke(self.addr(PAGE_INDEX["EOF_SHARED"]), file_c() + bytes(PAGE - FILE_C_SIZE))
+        _poke(self.addr(PAGE_INDEX["WRITE_ONLY_PRIV"]), pattern(P_WRITE_ONLY_PRIV))
+        _poke(self.addr(PAGE_INDEX["WRITE_ONLY_SHARED"]), pattern(P_WRITE_ONLY_SHARED))
+        # private file pages: a fresh mapping, so a page copied-on-write goes back to the
+        # page cache
+        self._map(b, "FILE_PRIV_RW", 1, RW, hf.MAP_PRIVATE, self.fd_b, 0, fixed=True)
+        self._map(b, "FILE_PRIV_ALIAS_RW", 1, RW, hf.MAP_PRIVATE, self.fd_a, 0, fixed=True)
+
+    def read_page(self, page: int) -> bytes:
+        assert LAYOUT[page].readable
+        return ctypes.string_at(self.addr(page), PAGE)
+
+    def store(self, addr: int, value: int) -> None:
+        _poke(addr, struct.pack("<I", value & U32))
+
+    def safe(self, addr: int, n: int) -> bool:
+        """Whether the host may be handed ``addr`` (``n`` bytes) as a pointer: inside the
+        layout, or where nothing of this process is mapped (so the host answer is the
+        emulator's "not mapped")."""
+        lo, hi = self.base, self.base + NPAGES * PAGE
+        if lo <= addr and addr + n <= hi:
+            return True
+        first = addr & ~(PAGE - 1)
+        last = (addr + n - 1) & ~(PAGE - 1)
+        return not any(
+            host_page_mapped(p) and not lo <= p < hi for p in range(first, last + PAGE, PAGE)
+        )
+
+
+def _poke(addr: int, data: bytes) -> None:
+    ctypes.memmove(addr, data, len(data))
+
+
+@contextlib.contextmanager
+def host_layout() -> Iterator[tuple[HostLayout, Watchdog]]:
+    layout = HostLayout()
+    layout.open()
+    watchdog = Watchdog()
+    try:
+        yield layout, watchdog
+        layout.check_holes()
+    finally:
+        watchdog.close()
+        layout.close()
+
+
+# -- emulated side ----------------------------------------------------------------------------
+
+
+class Emulated:
+    """A fresh emulated kernel, process and task with the layout at ``base``."""
+
+    def __init__(self, base: int, timespecs: bytes, mono_ns: int, rt_ns: int) -> None:
+        self.clock = ManualClock(monotonic=mono_ns, realtime=rt_ns)
+        self.kernel = LinuxKernel(clock=self.clock, buckets=EMULATED_BUCKETS)
+        self.process: Process = self.kernel.new_process()
+        self.task: Task = self.process.new_task(tid=hf.gettid())
+        p = self.process
+        fa = File("futex-diff-a", size=FILE_A_SIZE)
+        fa.pwrite(0, file_a())
+        fb = File("futex-diff-b", size=FILE_B_SIZE)
+        fb.pwrite(0, file_b())
+        fc = File("futex-diff-c", size=FILE_C_SIZE)
+        fc.pwrite(0, file_c())
+
+        def at(name: str) -> int:
+            return base + PAGE_INDEX[name] * PAGE
+
+        p.mmap(PAGE, addr=at("PRIV_RW"))
+        p.write(at("PRIV_RW"), pattern(P_PRIV_RW))
+        p.mmap(PAGE, addr=at("TIMESPEC"))
+        p.write(at("TIMESPEC"), timespecs)
+        p.mmap(PAGE, addr=at("PRIV_RO"))
+        p.write(at("PRIV_RO"), pattern(P_PRIV_RO))
+        p.mprotect(at("PRIV_RO"), PAGE, PROT_READ)
+        p.mmap(PAGE, addr=at("PROT_NONE"), prot=PROT_NONE)
+        p.mmap(PAGE, addr=at("SHARED_RW"), shared=True)
+        p.write(at("SHARED_RW"), pattern(P_SHARED_RW))
+        p.mmap(PAGE, addr=at("SHARED_RO"), shared=True)
+        p.write(at("SHARED_RO"), pattern(P_SHARED_RO))
+        p.mprotect(at("SHARED_RO"), PAGE, PROT_READ)
+        p.mmap(PAGE, addr=at("FILE_SHARED_RW"), shared=True, file=fa)
+        p.mmap(PAGE, addr=at("FILE_SHARED_RO"), shared=True, file=fa, prot=PROT_READ)
+        p.mmap(PAGE, addr=at("FILE_PRIV_RW"), file=fb)
+        p.mmap(PAGE, addr=at("FILE_PRIV_RO"), file=fb, prot=PROT_READ)
+        p.mmap(PAGE, addr=at("FILE_PRIV_COWED_RO"), file=fb, offset=PAGE)
+        p.write(at("FILE_PRIV_COWED_RO"), pattern(P_COWED))
+        p.mprotect(at("FILE_PRIV_COWED_RO"), PAGE, PROT_READ)
+        p.mmap(2 * PAGE, addr=at("EOF_SHARED"), shared=True, file=fc)
+        p.mmap(PAGE, addr=at("EOF_PRIV_PAST"), file=fc, offset=PAGE)
+        p.mmap(PAGE, addr=at("FILE_PRIV_ALIAS_RW"), file=fa)
+        p.mmap(PAGE, addr=at("FILE_PRIV_ALIAS_RO"), file=fa, prot=PROT_READ)
+        p.mmap(PAGE, addr=at("PRIV_RO_ZERO"), prot=PROT_READ)
+        p.mmap(PAGE, addr=at("SHARED_RO_ZERO"), shared=True, prot=PROT_READ)
+        p.mmap(PAGE, addr=at("EXEC_PRIV"), prot=PROT_EXEC)
+        p.mmap(PAGE, addr=at("EXEC_SHARED"), shared=True)
+        p.write(at("EXEC_SHARED"), pattern(P_EXEC_SHARED))
+        p.mprotect(at("EXEC_SHARED"), PAGE, PROT_EXEC)
+        p.mmap(PAGE, addr=at("EXEC_FILE_SHARED"), shared=True, file=fa, prot=PROT_EXEC)
+        p.mmap(PAGE, addr=at("EXEC_FILE_PRIV"), file=fb, prot=PROT_EXEC)
+        p.mmap(PAGE, addr=at("WRITE_ONLY_PRIV"), prot=PROT_WRITE)
+        p.write(at("WRITE_ONLY_PRIV"), pattern(P_WRITE_ONLY_PRIV))
+        p.mmap(PAGE, addr=at("WRITE_ONLY_SHARED"), shared=True, prot=PROT_WRITE)
+        p.write(at("WRITE_ONLY_SHARED"), pattern(P_WRITE_ONLY_SHARED))
+
+
+# -- the differ -------------------------------------------------------------------------------
+
+
+class Differ:
+    """Runs step sequences on both sides and reports the first disagreement."""
+
+    def __init__(self, layout: HostLayout, watchdog: Watchdog) -> None:
+        self.layout = layout
+        self.watchdog = watchdog
+        self.calls = 0
+        self.sequences = 0
+        self.skipped = 0
+        self._registers = ""
+        #: (command, result) -> count, for a look at what the sequences exercised
+        self.outcomes: collections.Counter[tuple[str, object]] = collections.Counter()
+
+    def resolve(self, a: Addr) -> int:
+        if isinstance(a, At):
+            return self.layout.addr(a.page, a.off) & U64
+        return a & U64
+
+    def host(self, uaddr: int, op: int, val: int, utime: int, uaddr2: int, val3: int) -> object:
+        """The host's answer, or BLOCKED."""
+        guard = (op & abi.FUTEX_CMD_MASK) in BLOCKING_COMMANDS
+        if guard:
+            self.watchdog.arm(WATCHDOG_SECONDS)
+        try:
+            r = hf.host_futex(uaddr, op, val, utime, uaddr2, val3)
+        finally:
+            fired = self.watchdog.disarm() if guard else False
+        if fired and r == -abi.EINTR:
+            return BLOCKED
+        return r
+
+    def run(self, steps: Sequence[Step]) -> Mismatch | None:
+        """Run ``steps`` from a fresh state; the first disagreement, or ``None``."""
+        self.sequences += 1
+        mono, rt = time.monotonic_ns(), time.time_ns()
+        timespecs = timespec_page(mono, rt)
+        self.layout.reset(timespecs)
+        emu = Emulated(self.layout.base, timespecs, mono, rt)
+        bad = self._compare_memory(emu, -1, Store(At(0, 0), 0))
+        if bad is not None:
+            bad.detail = "harness: layouts differ before the first step: " + bad.detail
+            return bad
+        for i, step in enumerate(steps):
+            if isinstance(step, Store):
+                a = self.resolve(step.addr)
+                self.layout.store(a, step.value)
+                emu.process.store_u32(a, step.value & U32)
+            else:
+                bad = self._call(emu, i, step)
+                if bad is not None:
+                    bad.steps = steps
+                    return bad
+            bad = self._compare_memory(emu, i, step)
+            if bad is not None:
+                bad.steps = steps
+                return bad
+        try:
+            emu.process.futex.check_invariants()
+            queued = emu.process.futex.stats().queued
+        except AssertionError as exc:
+            return Mismatch(len(steps), steps[-1], None, exc, "invariants", steps)
+        if queued or emu.task.blocked is not None:
+            return Mismatch(len(steps), steps[-1], 0, queued, "waiters left queued", steps)
+        return None
+
+    def _compare_memory(self, emu: Emulated, i: int, step: Step) -> Mismatch | None:
+        for page in READABLE_PAGES:
+            want = self.layout.read_page(page)
+            got = emu.process.read(self.layout.addr(page), PAGE)
+            if want != got:
+                diffs = []
+                for off in range(0, PAGE, 4):
+                    w, g = want[off : off + 4], got[off : off + 4]
+                    if w != g:
+                        h = struct.unpack("<I", w)[0]
+                        e = struct.unpack("<I", g)[0]
+                        diffs.append(f"+{off:#x}: host {h:#x} emulator {e:#x}")
+                return Mismatch(
+                    i,
+                    step,
+                    "memory",
+                    "memory",
+                    f"memory of {LAYOUT[page].name} differs after the step: "
+                    + ", ".join(diffs[:4])
+                    + (f" (+{len(diffs) - 4} more)" if len(diffs) > 4 else ""),
+                )
+        return None
+
+    def value(self, emu: Emulated, v: Value) -> int:
+        if isinstance(v, int):
+            return v & U64
+        try:
+            word = emu.process.load_u32(self.resolve(v.addr))
+        except Exception:
+            word = 0
+        return (word ^ v.flip) & U64
+
+    def _call(self, emu: Emulated, i: int, c: Call) -> Mismatch | None:
+        bad = self._call_inner(emu, i, c)
+        if bad is not None:
+            bad.registers = self._registers
+        return bad
+
+    def _call_inner(self, emu: Emulated, i: int, c: Call) -> Mismatch | None:
+        uaddr, utime, uaddr2 = self.resolve(c.uaddr), self.resolve(c.utime), self.resolve(c.uaddr2)
+        op, val, val3 = c.op & U64, self.value(emu, c.val), self.value(emu, c.val3)
+        self._registers = (
+            f"futex({uaddr:#x}, {op:#x}, {val:#x}, {utime:#x}, {uaddr2:#x}, {val3:#x})"
+            f" with the layout at {self.layout.base:#x}"
+        )
+        cmd = op & abi.FUTEX_CMD_MASK
+        pointers = [(uaddr, 4), (uaddr2, 4)]
+        if cmd in BLOCKING_COMMANDS and utime:
+            pointers.append((utime, 16))
+        if not all(self.layout.safe(a, n) for a, n in pointers):
+            self.skipped += 1  # would touch this process's own memory on the host
+            return None
+        self.calls += 1
+        try:
+            r = emu.task.syscall_futex_nb(uaddr, op, val, utime, uaddr2, val3)
+        except Exception as exc:
+            return Mismatch(i, c, self.host(uaddr, op, val, utime, uaddr2, val3), exc, "raised")
+        if isinstance(r, PendingWait):
+            self.outcomes[describe_op(op), "blocks"] += 1
+            return self._blocked(emu, i, c, r, (uaddr, op, val, utime, uaddr2, val3))
+        self.outcomes[describe_op(op), r] += 1
+        if r == -abi.ETIMEDOUT and cmd == abi.FUTEX_WAIT_BITSET and self._ambiguous(emu, utime, op):
+            self.skipped += 1  # the emulated clock was advanced past this absolute deadline
+            return None
+        got = self.host(uaddr, op, val, utime, uaddr2, val3)
+        if got != r:
+            return Mismatch(i, c, got, r, "return value")
+        return None
+
+    def _ambiguous(self, emu: Emulated, utime: int, op: int) -> bool:
+        """Whether the absolute deadline at ``utime`` has passed on the emulated clock but
+        maybe not on the host's (the harness advanced the emulated clock)."""
+        try:
+            sec, nsec = struct.unpack("<qq", emu.process.read(utime, 16))
+        except Exception:
+            return False
+        rt = bool(op & abi.FUTEX_CLOCK_REALTIME)
+        host_now = time.time_ns() if rt else time.monotonic_ns()
+        return ktime_of(sec, nsec) > host_now - abi.NSEC_PER_SEC
+
+    def _blocked(
+        self,
+        emu: Emulated,
+        i: int,
+        c: Call,
+        pending: PendingWait,
+        args: tuple[int, int, int, int, int, int],
+    ) -> Mismatch | None:
+        uaddr, op, val, utime, uaddr2, val3 = args
+        # 1. the host gets as far as the value check (timeout, bitset, key all fine) ...
+        probe = self.host(uaddr, op, val ^ 1, utime, uaddr2, val3)
+        # 2. ... and the value matches: with an expired timeout it times out instead of
+        # returning at once.
+        expired = self.host(uaddr, op, val, self.layout.expired, uaddr2, val3)
+        # end the emulated wait
+        deadline = pending.deadline
+        if deadline is not None and not c.interrupt:
+            need = deadline[1] - emu.clock.now(ClockId(deadline[0]))
+        else:
+            need = None
+        if need is not None and 0 <= need <= MAX_ADVANCE_NS:
+            emu.clock.advance(need)
+            end, want_end = "advance", -abi.ETIMEDOUT
+        else:
+            emu.task.interrupt(handler=True)
+            end, want_end = "signal", -abi.EINTR
+        if probe != -abi.EAGAIN or expired != -abi.ETIMEDOUT:
+            return Mismatch(
+                i,
+                c,
+                f"does not block (val^1 -> {probe!r}, expired timeout -> {expired!r})",
+                "blocks",
+                "blocking: host probes expect EAGAIN, ETIMEDOUT",
+            )
+        if not pending.done():
+            return Mismatch(i, c, want_end, "still blocked", f"ending the wait by {end}")
+        if pending.result() != want_end or emu.task.blocked is not None:
+            return Mismatch(
+                i, c, want_end, pending.result(), f"ending the wait by {end}: result"
+            )
+        return None
