@@ -178,6 +178,16 @@ def futex_wait(
 ) -> int | PendingWait:
     """``futex_wait``: queue if the word holds ``val``; ETIMEDOUT at once if the deadline
     has already passed (after the value check, as Linux's expired hrtimer)."""
+    if private and not uaddr & 3:
+        # Fast path: a private key cannot fail for an aligned address, so a word that
+        # already differs answers EAGAIN now — a linearizable early check; a fault or a
+        # match goes the full way (the key, then the check under the bucket lock).
+        space = task.process.space
+        try:
+            if uaddr <= space.user_ptr_max and space.load_u32(uaddr) != val:
+                return -abi.EAGAIN
+        except MemoryFault:
+            pass
     request = WaitRequest(task, uaddr, private, val, bitset)
     waiter = Waiter(owner=task, prio=task.queue_prio, tid=task.tid)
     return PendingWait(task, waiter, deadline, request, task.kernel.clock).start()
