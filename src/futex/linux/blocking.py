@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from futex.kernel import Clock, ClockId, FutexManager, Timer, Waiter
+from futex.kernel import Clock, ClockId, Timer, Waiter
 from futex.linux.abi import EINTR, ERESTART_RESTARTBLOCK, ERESTARTSYS, ETIMEDOUT
 
 if TYPE_CHECKING:
@@ -52,13 +52,25 @@ Deadline = tuple[ClockId, int]
 
 
 class Request(Protocol):
-    """What a pending wait needs of the call it stands for."""
+    """The call a pending wait stands for: how to queue it and how to finish it.
 
-    manager: FutexManager
+    FUTEX_WAIT queues one waiter (:class:`futex.linux.syscalls.WaitRequest`); futex_waitv
+    queues several; a PI lock's request finishes by owning the lock.
+    """
 
-    def prepare(self, w: Waiter) -> int | None:
-        """(Re)queue ``w`` for the call: ``None`` when queued, else the call's result.
-        A restart runs this again (from the value check, like Linux's restart block)."""
+    def prepare(self, notify: Callable[[Waiter], None]) -> int | None:
+        """Queue the call's waiter(s) with ``notify`` as their wake callback: ``None`` when
+        queued, else the call's result (nothing left queued).  A restart runs this again
+        (from the value check, like Linux's restart block)."""
+        ...
+
+    def complete(self) -> int | None:
+        """Dequeue what is still queued: the call's result if a waker (or a hand-off)
+        already decided it, else ``None``."""
+        ...
+
+    def detach(self) -> None:
+        """Forget the wake callback (the call is over)."""
         ...
 
 
@@ -75,7 +87,6 @@ class PendingWait:
         "_signal",
         "_timed_out",
         "_timer",
-        "_waiter",
         "deadline",
         "task",
     )
@@ -83,14 +94,12 @@ class PendingWait:
     def __init__(
         self,
         task: Task,
-        waiter: Waiter,
         deadline: Deadline | None,
         request: Request,
         clock: Clock,
     ) -> None:
         self.task = task
         self.deadline = deadline
-        self._waiter = waiter
         self._request = request
         self._clock = clock
         self._lock = threading.Lock()
@@ -100,7 +109,6 @@ class PendingWait:
         self._timer: Timer | None = None
         self._timed_out = False
         self._signal: tuple[bool, bool] | None = None
-        waiter.notify = self._on_wake
 
     def __repr__(self) -> str:
         state = "pending" if self._result is None else f"done({self._result})"
@@ -159,7 +167,7 @@ class PendingWait:
             expired = self._clock.now(clock_id) >= when  # read before taking our lock
         with self._lock:
             self.task.blocked = self
-            early = self._request.prepare(self._waiter)
+            early = self._request.prepare(self._on_wake)
             if early is None and expired:  # an expired hrtimer: queued, no sleep
                 self._timed_out = True
                 self._settle_locked()  # 0 if a waker already took it, else ETIMEDOUT
@@ -205,8 +213,9 @@ class PendingWait:
         """Decide the outcome (``__futex_wait`` after ``schedule()``); lock held."""
         if self._result is not None:
             return []
-        if self._request.manager.wait_complete(self._waiter):
-            return self._finish_locked(0)
+        result = self._request.complete()
+        if result is not None:
+            return self._finish_locked(result)
         if self._timed_out:
             return self._finish_locked(-ETIMEDOUT)
         if self._signal is not None:
@@ -222,17 +231,18 @@ class PendingWait:
     def _restart_locked(self) -> int | None:
         """Run the wait again from its value check, keeping the absolute deadline; return
         a result, or ``None`` when queued again."""
-        result = self._request.prepare(self._waiter)
+        result = self._request.prepare(self._on_wake)
         if result is not None or self.deadline is None:
             return result
         clock_id, when = self.deadline
         if self._clock.now(clock_id) < when:
             return None
-        return 0 if self._request.manager.wait_complete(self._waiter) else -ETIMEDOUT
+        result = self._request.complete()
+        return -ETIMEDOUT if result is None else result
 
     def _finish_locked(self, result: int) -> list[Callable[[PendingWait], None]]:
         self._result = result
-        self._waiter.notify = None  # break the waiter <-> pending cycle
+        self._request.detach()  # break the waiter <-> pending cycle
         if self._timer is not None:
             self._timer.cancel()
         if self.task.blocked is self:

@@ -146,23 +146,24 @@ def sys_futex(
 
 
 class WaitRequest:
-    """The arguments of one FUTEX_WAIT / WAIT_BITSET, kept for restarts (the restart
-    block of ``futex_wait_restart``)."""
+    """One FUTEX_WAIT / WAIT_BITSET: its waiter and arguments, kept for restarts (the
+    restart block of ``futex_wait_restart``)."""
 
-    __slots__ = ("bitset", "manager", "private", "space", "uaddr", "val")
+    __slots__ = ("bitset", "manager", "private", "space", "uaddr", "val", "waiter")
 
-    def __init__(
-        self, task: Task, uaddr: int, private: bool, val: int, bitset: int
-    ) -> None:
+    def __init__(self, task: Task, uaddr: int, private: bool, val: int, bitset: int) -> None:
         self.manager = task.process.futex
         self.space = task.process.space
         self.uaddr = uaddr
         self.private = private
         self.val = val
         self.bitset = bitset
+        self.waiter = Waiter(owner=task, prio=task.queue_prio, tid=task.tid)
 
-    def prepare(self, w: Waiter) -> int | None:
-        """Queue ``w`` if the word holds ``val``: ``None``, or the call's -errno."""
+    def prepare(self, notify: Callable[[Waiter], None]) -> int | None:
+        """Queue the waiter if the word holds ``val``: ``None``, or the call's -errno."""
+        w = self.waiter
+        w.notify = notify
         try:
             if self.manager.try_wait_prepare(
                 w, self.space, self.uaddr, self.private, self.val, self.bitset
@@ -171,6 +172,13 @@ class WaitRequest:
         except (MisalignedAddress, MemoryFault) as exc:
             return _errno_of(exc)
         return -abi.EAGAIN
+
+    def complete(self) -> int | None:
+        """0 if a waker dequeued the waiter, else dequeue it and answer ``None``."""
+        return 0 if self.manager.wait_complete(self.waiter) else None
+
+    def detach(self) -> None:
+        self.waiter.notify = None
 
 
 def futex_wait(
@@ -189,8 +197,7 @@ def futex_wait(
         except MemoryFault:
             pass
     request = WaitRequest(task, uaddr, private, val, bitset)
-    waiter = Waiter(owner=task, prio=task.queue_prio, tid=task.tid)
-    return PendingWait(task, waiter, deadline, request, task.kernel.clock).start()
+    return PendingWait(task, deadline, request, task.kernel.clock).start()
 
 
 def futex_requeue(
