@@ -120,3 +120,36 @@ ERESTART_RESTARTBLOCK: Final = 516
 
 # x86-64 system call numbers
 SYS_futex: Final = 202
+
+# x86-64 system call numbers of the futex family
+SYS_set_robust_list: Final = 273
+SYS_get_robust_list: Final = 274
+SYS_futex_waitv: Final = 449
+SYS_futex_wake: Final = 454
+SYS_futex_wait: Final = 455
+SYS_futex_requeue: Final = 456
+
+# Robust lists (struct robust_list_head on x86-64: next, futex_offset, list_op_pending)
+ROBUST_LIST_HEAD_SIZE: Final = 24
+ROBUST_LIST_LIMIT: Final = 2048
+
+# futex2 (include/uapi/linux/futex.h)
+FUTEX2_SIZE_U8: Final = 0x00
+FUTEX2_SIZE_U16: Final = 0x01
+FUTEX2_SIZE_U32: Final = 0x02
+FUTEX2_SIZE_U64: Final = 0x03
+FUTEX2_NUMA: Final = 0x04
+FUTEX2_MPOL: Final = 0x08
+FUTEX2_PRIVATE: Final = FUTEX_PRIVATE_FLAG
+FUTEX2_SIZE_MASK: Final = 0x03
+FUTEX_32: Final = FUTEX2_SIZE_U32
+FUTEX_WAITV_MAX: Final = 128
+#: struct futex_waitv { u64 val; u64 uaddr; u32 flags; u32 __reserved; }
+FUTEX_WAITV_SIZE: Final = 24
+
+# Scheduling (for PI and queue order)
+SCHED_OTHER: Final = 0
+SCHED_FIFO: Final = 1
+SCHED_RR: Final = 2
+MAX_RT_PRIO: Final = 100
+DEFAULT_PRIO: Final = 120  # nice 0

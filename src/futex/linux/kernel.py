@@ -30,6 +30,8 @@ from futex.kernel import (
 )
 from futex.linux import abi
 from futex.linux.blocking import PendingWait
+from futex.linux.entry import syscall
+from futex.linux.exit import exit_futex
 from futex.linux.syscalls import sys_futex
 from futex.memory import (
     PROT_READ,
@@ -108,9 +110,23 @@ class Process:
     def __repr__(self) -> str:
         return f"<Process pid={self.pid} tasks={sorted(self.tasks)}>"
 
-    def new_task(self, tid: int | None = None) -> Task:
+    def new_task(
+        self,
+        tid: int | None = None,
+        *,
+        clear_child_tid: int = 0,
+        policy: int = abi.SCHED_OTHER,
+        priority: int = 0,
+        nice: int = 0,
+    ) -> Task:
         """A new task (thread) of this process.  The first one gets tid == pid unless a
-        tid is given; a given tid must be free."""
+        tid is given; a given tid must be free.
+
+        ``clear_child_tid``: the CLONE_CHILD_CLEARTID address (0 stores nothing at exit).
+        ``policy`` / ``priority`` / ``nice``: scheduling class (SCHED_OTHER with a nice
+        value, or SCHED_FIFO / SCHED_RR with an RT priority 1..99); see
+        :meth:`Task.set_scheduler`.
+        """
         kernel = self.kernel
         with kernel._lock:
             if tid is None and not self.tasks and self.pid not in kernel.tasks:
@@ -118,6 +134,8 @@ class Process:
             else:
                 tid = kernel._alloc_id_locked(tid)
             task = Task(self, tid)
+            task.set_scheduler(policy, priority, nice)
+            task.clear_child_tid = clear_child_tid
             self.tasks[tid] = task
             kernel.tasks[tid] = task
         return task
@@ -176,15 +194,72 @@ class Task:
         self.process = process
         self.kernel = process.kernel
         self.tid = tid
+        self.alive = True
+        self.policy = abi.SCHED_OTHER
+        self.rt_priority = 0
+        self.nice = 0
+        #: Linux's ``normal_prio``: 99 - rt_priority for RT tasks, 120 + nice otherwise.
+        self.normal_prio = abi.DEFAULT_PRIO
+        #: Where this task queues: ``min(normal_prio, MAX_RT_PRIO)`` (``__futex_queue``).
         self.queue_prio = DEFAULT_PRIO
         #: The futex call this task is blocked in, if any.
         self.blocked: PendingWait | None = None
         #: futex(2) calls made by this task, by command name.
         self.calls: Counter[str] = Counter()
+        #: CLONE_CHILD_CLEARTID address; set_robust_list's head and length.
+        self.clear_child_tid = 0
+        self.robust_list = 0
+        self.robust_list_len = 0
 
     def __repr__(self) -> str:
         state = " blocked" if self.blocked is not None else ""
         return f"<Task tid={self.tid} pid={self.process.pid}{state}>"
+
+    def set_scheduler(self, policy: int, priority: int = 0, nice: int = 0) -> None:
+        """sched_setscheduler: SCHED_OTHER with ``nice`` in -20..19, or SCHED_FIFO /
+        SCHED_RR with ``priority`` in 1..99.  Raises ValueError otherwise."""
+        if policy == abi.SCHED_OTHER:
+            if priority != 0 or not -20 <= nice <= 19:
+                raise ValueError(
+                    f"SCHED_OTHER takes priority 0 and nice in -20..19, got {priority}, {nice}"
+                )
+            normal = abi.DEFAULT_PRIO + nice
+        elif policy in (abi.SCHED_FIFO, abi.SCHED_RR):
+            if not 1 <= priority <= 99:
+                raise ValueError(f"an RT policy takes priority 1..99, got {priority}")
+            normal = abi.MAX_RT_PRIO - 1 - priority
+        else:
+            raise ValueError(f"unknown scheduling policy {policy}")
+        self.policy, self.rt_priority, self.nice = policy, priority, nice
+        self.normal_prio = normal
+        self.queue_prio = min(normal, abi.MAX_RT_PRIO)
+
+    def syscall(self, nr: int, *args: int) -> int:
+        """System call ``nr`` (x86-64 numbers) with up to six raw register values; blocks
+        the calling thread like :meth:`syscall_futex`.  Numbers outside the futex family
+        (futex 202, set/get_robust_list 273/274, futex_waitv 449, futex_wake/wait/requeue
+        454-456) answer -ENOSYS."""
+        return self._block(syscall(self, nr, args))
+
+    def syscall_nb(self, nr: int, *args: int) -> int | PendingWait:
+        """:meth:`syscall` without blocking (see :meth:`syscall_futex_nb`)."""
+        return syscall(self, nr, args)
+
+    def exit(self) -> None:
+        """Exit the task: a blocked call ends, then Linux's futex exit path runs (robust
+        list, PI state handed on, CLONE_CHILD_CLEARTID store and wake) and the tid is
+        freed."""
+        if not self.alive:
+            raise RuntimeError(f"task {self.tid} has already exited")
+        pending = self.blocked
+        if pending is not None:
+            pending.interrupt(handler=True)
+        exit_futex(self)
+        self.alive = False
+        kernel = self.kernel
+        with kernel._lock:
+            kernel.tasks.pop(self.tid, None)
+            self.process.tasks.pop(self.tid, None)
 
     def count_call(self, cmd: int) -> None:
         self.calls[abi.COMMAND_NAMES.get(cmd, "OTHER")] += 1
@@ -194,7 +269,9 @@ class Task:
     ) -> int:
         """futex(2) with the six raw register values; blocks the calling thread while
         the call waits.  Returns what the kernel returns: >= 0, or -errno."""
-        r = sys_futex(self, uaddr, futex_op, val, utime, uaddr2, val3)
+        return self._block(sys_futex(self, uaddr, futex_op, val, utime, uaddr2, val3))
+
+    def _block(self, r: int | PendingWait) -> int:
         if isinstance(r, int):
             return r
         try:

@@ -1,0 +1,42 @@
+"""System-call entry: ``task.syscall(nr, *args)`` for the x86-64 numbers of the futex
+family.  Each handler takes the task and the six raw register values and returns an int
+(>= 0 or -errno) or a :class:`~futex.linux.blocking.PendingWait`; any other number is
+ENOSYS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from futex.linux import abi, futex2, robust
+from futex.linux.blocking import PendingWait
+from futex.linux.syscalls import sys_futex
+
+if TYPE_CHECKING:
+    from futex.linux.kernel import Task
+
+__all__ = ["SYSCALLS", "syscall"]
+
+Handler = Callable[["Task", int, int, int, int, int, int], "int | PendingWait"]
+
+SYSCALLS: dict[int, Handler] = {
+    abi.SYS_futex: sys_futex,
+    abi.SYS_set_robust_list: robust.sys_set_robust_list,
+    abi.SYS_get_robust_list: robust.sys_get_robust_list,
+    abi.SYS_futex_waitv: futex2.sys_futex_waitv,
+    abi.SYS_futex_wake: futex2.sys_futex_wake,
+    abi.SYS_futex_wait: futex2.sys_futex_wait,
+    abi.SYS_futex_requeue: futex2.sys_futex_requeue,
+}
+
+
+def syscall(task: Task, nr: int, args: tuple[int, ...]) -> int | PendingWait:
+    """Dispatch system call ``nr`` with up to six register values (missing ones are 0)."""
+    if len(args) > 6:
+        raise TypeError(f"a system call takes at most 6 arguments, got {len(args)}")
+    handler = SYSCALLS.get(nr)
+    if handler is None:
+        return -abi.ENOSYS
+    a = (*args, 0, 0, 0, 0, 0, 0)
+    return handler(task, a[0], a[1], a[2], a[3], a[4], a[5])
