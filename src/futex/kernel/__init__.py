@@ -17,7 +17,13 @@ Blocking is never done here: see :mod:`futex.kernel.waitwake` for the protocol.
 from futex.kernel.buckets import Bucket, BucketTable, HashFn, default_bucket_count, fold_hash
 from futex.kernel.clock import Clock, ClockId, ManualClock, RealClock, Timer
 from futex.kernel.core import FutexStats
-from futex.kernel.errors import FutexError, MemoryFault, MisalignedAddress, ValueMismatch
+from futex.kernel.errors import (
+    FutexError,
+    MemoryFault,
+    MisalignedAddress,
+    PiWaiterConflict,
+    ValueMismatch,
+)
 from futex.kernel.keys import (
     Key,
     KeyKind,
@@ -28,6 +34,7 @@ from futex.kernel.keys import (
     shared_private_key,
 )
 from futex.kernel.manager import FutexManager
+from futex.kernel.pi import PiDeadlock, PiDomain, PiState, PiTask, PiWaiter
 from futex.kernel.target import FutexTarget
 from futex.kernel.waiter import DEFAULT_PRIO, FIFO, MATCH_ANY, PRIORITY, QueueOrder, Waiter
 
@@ -50,6 +57,12 @@ __all__ = [
     "ManualClock",
     "MemoryFault",
     "MisalignedAddress",
+    "PiDeadlock",
+    "PiDomain",
+    "PiState",
+    "PiTask",
+    "PiWaiter",
+    "PiWaiterConflict",
     "QueueOrder",
     "RealClock",
     "Timer",

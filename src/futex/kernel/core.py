@@ -22,8 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from futex.kernel.buckets import Bucket, BucketTable, HashFn, default_bucket_count, fold_hash
-from futex.kernel.errors import MisalignedAddress
+from futex.kernel.errors import MisalignedAddress, PiWaiterConflict
 from futex.kernel.keys import Key
+from futex.kernel.pi import PiDomain
 from futex.kernel.target import FutexTarget
 from futex.kernel.waiter import PRIORITY, QueueOrder, Waiter, WaitQueue
 
@@ -68,9 +69,12 @@ class ManagerBase:
         hash_fn: HashFn = fold_hash,
         order: QueueOrder = PRIORITY,
         shared: BucketTable | None = None,
+        pi: PiDomain | None = None,
     ) -> None:
         size = default_bucket_count() if buckets is None else buckets
         self.order = order
+        #: Priority inheritance bookkeeping, common to every manager forked from this one.
+        self.pi = pi if pi is not None else PiDomain()
         self.private = BucketTable(size, hash_fn, rank=0, name="private")
         self.shared = shared if shared is not None else BucketTable(
             size, hash_fn, rank=1, name="shared"
@@ -128,7 +132,8 @@ class ManagerBase:
         self, b: Bucket, key: Key, bitset: int, n: int, woken: list[Waiter]
     ) -> int:
         """Dequeue up to ``n`` waiters of ``key`` whose bitset meets ``bitset``, in queue
-        order, appending them to ``woken``; return how many."""
+        order, appending them to ``woken``; return how many.  Meeting a PI waiter raises
+        :class:`PiWaiterConflict` (those already in ``woken`` stay woken)."""
         q = b.queues.get(key)
         if q is None or n <= 0:
             return 0
@@ -136,6 +141,9 @@ class ManagerBase:
         w = q.head
         while w is not None:
             nxt = w.next
+            if w.pi is not None:  # futex_wake: a PI waiter here is user-space confusion
+                b.wakes += done
+                raise PiWaiterConflict(done)
             if w.bitset & bitset:
                 self.dequeue_locked(b, w)
                 w.woken = True

@@ -6,12 +6,19 @@ core error             meaning                    Linux              Zircon
 ``MisalignedAddress``  word not 4-byte aligned    EINVAL             INVALID_ARGS
 ``MemoryFault``        word or key inaccessible   EFAULT             (fault path)
 ``ValueMismatch``      word != expected value     EAGAIN             BAD_STATE
+``PiWaiterConflict``   plain op met a PI waiter   EINVAL             -
 =====================  =========================  =================  ==============
 """
 
 from __future__ import annotations
 
-__all__ = ["FutexError", "MemoryFault", "MisalignedAddress", "ValueMismatch"]
+__all__ = [
+    "FutexError",
+    "MemoryFault",
+    "MisalignedAddress",
+    "PiWaiterConflict",
+    "ValueMismatch",
+]
 
 
 class FutexError(Exception):
@@ -50,3 +57,12 @@ class MemoryFault(FutexError):
         self.addr = addr
         self.access = access
         self.why = why
+
+
+class PiWaiterConflict(FutexError):
+    """A plain wake or requeue met a PI waiter on the key (Linux: EINVAL).  Waiters
+    already dequeued before the conflict stay woken, as Linux's ``wake_q`` does."""
+
+    def __init__(self, done: int = 0) -> None:
+        super().__init__("a plain futex operation met a PI waiter")
+        self.done = done

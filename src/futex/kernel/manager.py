@@ -28,4 +28,5 @@ class FutexManager(WaitWakeOps, RequeueOps):
             hash_fn=self.private.hash_fn,
             order=self.order,
             shared=self.shared,
+            pi=self.pi,
         )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from futex.kernel.buckets import Bucket, lock_two, unlock_two
 from futex.kernel.core import ManagerBase, notify_all
-from futex.kernel.errors import ValueMismatch
+from futex.kernel.errors import PiWaiterConflict, ValueMismatch
 from futex.kernel.keys import Key
 from futex.kernel.target import FutexTarget
 from futex.kernel.waiter import MATCH_ANY, Waiter
@@ -61,21 +61,25 @@ class RequeueOps(ManagerBase):
                 moved = self._requeue_locked(b1, b2, k1, k2, nreq)
         finally:
             unlock_two(b1, b2)
-        if done:
-            notify_all(woken)
+            if woken:
+                notify_all(woken)
         return done, moved
 
     def _requeue_locked(self, b1: Bucket, b2: Bucket, k1: Key, k2: Key, nreq: int) -> int:
         q = b1.queues[k1]
-        if k1 == k2:
-            return min(nreq, q.count)
+        same = k1 == k2  # same key: count the waiters, leave them where they are
         moved = 0
         w = q.head
-        while w is not None and moved < nreq:
-            nxt = w.next
-            self.move_locked(b1, b2, w, k2)
-            moved += 1
-            w = nxt
-        b1.requeues += moved
+        try:
+            while w is not None and moved < nreq:
+                nxt = w.next
+                if w.pi is not None:  # futex_requeue: never requeue a PI waiter
+                    raise PiWaiterConflict(moved)
+                if not same:
+                    self.move_locked(b1, b2, w, k2)
+                moved += 1
+                w = nxt
+        finally:
+            if not same:
+                b1.requeues += moved
         return moved
-

@@ -50,6 +50,7 @@ class Waiter:
         "next",
         "notify",
         "owner",
+        "pi",
         "prev",
         "prio",
         "queue",
@@ -76,6 +77,8 @@ class Waiter:
         self.prev: Waiter | None = None
         self.next: Waiter | None = None
         self.woken = False
+        #: The PI wait this futex waiter stands for (a LOCK_PI waiter), else ``None``.
+        self.pi: Any = None
 
     @property
     def queued(self) -> bool:

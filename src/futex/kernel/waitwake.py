@@ -94,10 +94,12 @@ class WaitWakeOps(ManagerBase):
         key = self.key(target, addr, private)
         b = self.bucket_of(key)
         woken: list[Waiter] = []
-        with b.lock:
-            done = self.wake_locked(b, key, bitset, n, woken)
-        if done:
-            notify_all(woken)
+        try:
+            with b.lock:
+                done = self.wake_locked(b, key, bitset, n, woken)
+        finally:
+            if woken:
+                notify_all(woken)
         return done
 
     def wake_op(
@@ -132,5 +134,5 @@ class WaitWakeOps(ManagerBase):
                 done += self.wake_locked(b2, k2, MATCH_ANY, nwake2, woken)
         finally:
             unlock_two(b1, b2)
-        notify_all(woken)
+            notify_all(woken)
         return done

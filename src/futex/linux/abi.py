@@ -116,6 +116,7 @@ EWOULDBLOCK: Final = EAGAIN
 
 # Kernel-internal restart codes (never returned to user space)
 ERESTARTSYS: Final = 512
+ERESTARTNOINTR: Final = 513
 ERESTART_RESTARTBLOCK: Final = 516
 
 # x86-64 system call numbers

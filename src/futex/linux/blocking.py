@@ -196,6 +196,18 @@ class PendingWait:
         self._run(callbacks)
         return True
 
+    def kill(self) -> bool:
+        """End the call now, whatever the signal rules say (the task is exiting, or the
+        thread blocked in it is gone): -EINTR unless the call had already succeeded.
+        Returns whether it was still blocked."""
+        with self._lock:
+            if self._result is not None:
+                return False
+            result = self._request.complete()
+            callbacks = self._finish_locked(-EINTR if result is None else result)
+        self._run(callbacks)
+        return True
+
     def _on_wake(self, _w: Waiter) -> None:
         with self._lock:
             callbacks = self._settle_locked()
@@ -221,12 +233,23 @@ class PendingWait:
         if self._signal is not None:
             handler, sa_restart = self._signal
             self._signal = None
-            code = ERESTART_RESTARTBLOCK if self.deadline is not None else ERESTARTSYS
-            if handler and (code == ERESTART_RESTARTBLOCK or not sa_restart):
+            code = self._restart_code()
+            if handler and (
+                code == ERESTART_RESTARTBLOCK or (code == ERESTARTSYS and not sa_restart)
+            ):
                 return self._finish_locked(-EINTR)
         # A restart, or a notify that was not ours (spurious): wait again, as Linux does.
         result = self._restart_locked()
         return [] if result is None else self._finish_locked(result)
+
+    def _restart_code(self) -> int:
+        """How a signal ends this call: ERESTARTSYS, ERESTART_RESTARTBLOCK or
+        ERESTARTNOINTR (always restarted: LOCK_PI).  A request may say; else a wait
+        with a timeout uses the restart block and one without ERESTARTSYS."""
+        code = getattr(self._request, "restart_code", None)
+        if isinstance(code, int):
+            return code
+        return ERESTART_RESTARTBLOCK if self.deadline is not None else ERESTARTSYS
 
     def _restart_locked(self) -> int | None:
         """Run the wait again from its value check, keeping the absolute deadline; return

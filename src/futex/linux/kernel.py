@@ -24,6 +24,8 @@ from futex.kernel import (
     Clock,
     FutexManager,
     HashFn,
+    PiState,
+    PiWaiter,
     QueueOrder,
     RealClock,
     fold_hash,
@@ -200,8 +202,13 @@ class Task:
         self.nice = 0
         #: Linux's ``normal_prio``: 99 - rt_priority for RT tasks, 120 + nice otherwise.
         self.normal_prio = abi.DEFAULT_PRIO
+        #: Effective priority: normal_prio, or a PI waiter's if more urgent (PI-boosted).
+        self.prio = abi.DEFAULT_PRIO
         #: Where this task queues: ``min(normal_prio, MAX_RT_PRIO)`` (``__futex_queue``).
         self.queue_prio = DEFAULT_PRIO
+        #: Priority inheritance: the PI wait this task is in, the PI states it owns.
+        self.pi_blocked_on: PiWaiter | None = None
+        self.pi_states: list[PiState] = []
         #: The futex call this task is blocked in, if any.
         self.blocked: PendingWait | None = None
         #: futex(2) calls made by this task, by command name.
@@ -231,8 +238,8 @@ class Task:
         else:
             raise ValueError(f"unknown scheduling policy {policy}")
         self.policy, self.rt_priority, self.nice = policy, priority, nice
-        self.normal_prio = normal
         self.queue_prio = min(normal, abi.MAX_RT_PRIO)
+        self.process.futex.pi.set_normal_prio(self, normal)  # re-derives prio, boosts
 
     def syscall(self, nr: int, *args: int) -> int:
         """System call ``nr`` (x86-64 numbers) with up to six raw register values; blocks
@@ -253,7 +260,7 @@ class Task:
             raise RuntimeError(f"task {self.tid} has already exited")
         pending = self.blocked
         if pending is not None:
-            pending.interrupt(handler=True)
+            pending.kill()
         exit_futex(self)
         self.alive = False
         kernel = self.kernel
@@ -279,7 +286,7 @@ class Task:
         except BaseException:
             # KeyboardInterrupt or the like in the blocked thread: end the wait so that no
             # waiter is left queued for a thread that is gone, then let it propagate.
-            r.interrupt(handler=True)
+            r.kill()
             raise
 
     def syscall_futex_nb(

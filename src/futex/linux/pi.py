@@ -1,18 +1,352 @@
-"""PI futexes: FUTEX_LOCK_PI / LOCK_PI2 / TRYLOCK_PI / UNLOCK_PI and requeue-PI.
+"""PI futexes: FUTEX_LOCK_PI / LOCK_PI2 / TRYLOCK_PI / UNLOCK_PI (Linux ``kernel/futex/pi.c``).
 
-(Placeholder: implemented by the PI work of the PI/robust issue.)
+The word
+--------
+==========================  ===========================================================
+bits                        meaning
+==========================  ===========================================================
+``FUTEX_TID_MASK``          the owner's TID; 0 = unlocked
+``FUTEX_WAITERS`` (bit 31)  the kernel may hold waiters: unlock must go through the kernel
+``FUTEX_OWNER_DIED`` (30)   the previous owner died holding the lock (robust futexes)
+==========================  ===========================================================
+
+The uncontended paths are user-space CASes (0 -> TID, TID -> 0); the kernel sees the rest.
+
+LOCK_PI (``futex_lock_pi`` + ``futex_lock_pi_atomic``), under the bucket lock:
+
+1. the key, for writing (EINVAL misaligned, EFAULT); the word (EFAULT);
+2. TID == caller: EDEADLK;
+3. kernel waiters exist: validate the word against their PI state (table below), attach;
+4. TID 0, no waiters: take it (CAS to ``TID | (word & OWNER_DIED)``), return 0;
+5. else set WAITERS (CAS; a lost race retries, a fault is EFAULT), then find the owner: no
+   live task with that TID -> ESRCH (the word keeps WAITERS, as the host shows);
+6. TRYLOCK_PI stops here: EWOULDBLOCK (the owner holds the rt_mutex);
+7. block on the PI state (EDEADLK if the owner chain leads back here), boosting the owner
+   chain; sleep until the unlocker hands the lock over, or the timeout (absolute
+   CLOCK_REALTIME for LOCK_PI, the chosen clock for LOCK_PI2).  A signal restarts the call
+   (ERESTARTNOINTR); a hand-off that races a timeout wins (``rt_mutex_cleanup_proxy_lock``).
+
+Validation of the word against an existing PI state (``attach_to_pi_state``'s table):
+
+=====  ===============  ===========  ==========  ====================================
+row    OWNER_DIED       state owner  word TID    result
+=====  ===============  ===========  ==========  ====================================
+[3]    -                (a non-PI waiter is queued on the key)      EINVAL
+[4]    set              none         0           attach
+[5]    set              none         != 0        EINVAL
+[6]    set              some         0           attach
+[7]    clear            none         any         EINVAL
+[8]    any              some         == owner    attach
+[9]    any              some         != owner    EINVAL
+=====  ===============  ===========  ==========  ====================================
+
+UNLOCK_PI (``futex_unlock_pi``): read the word without alignment (EFAULT); TID != caller:
+EPERM; the key (EINVAL, EFAULT); with kernel waiters, the state must be the caller's
+(EINVAL otherwise) and the word becomes ``WAITERS | new TID`` for the top waiter, who
+owns the lock when it wakes (``wake_futex_pi``; a word changed under us: EAGAIN if only
+WAITERS appeared, else EINVAL); without waiters the word becomes 0 (EAGAIN if it changed).
+
+Exit (``exit_pi_state_list``): every PI state the task owns is handed to its top waiter,
+which, waking, fixes the word to ``(word & OWNER_DIED) | WAITERS | its TID``
+(``fixup_pi_state_owner``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from futex.kernel import (
+    Bucket,
+    Key,
+    MemoryFault,
+    MisalignedAddress,
+    PiDeadlock,
+    PiState,
+    Waiter,
+)
+from futex.kernel.core import notify_all
+from futex.linux import abi
+from futex.linux.blocking import Deadline, PendingWait
 
 if TYPE_CHECKING:
     from futex.linux.kernel import Task
 
-__all__ = ["exit_pi_state_list"]
+__all__ = ["PiLockRequest", "exit_pi_state_list", "futex_lock_pi", "futex_unlock_pi"]
+
+_TID = abi.FUTEX_TID_MASK
+_WAITERS = abi.FUTEX_WAITERS
+_OWNER_DIED = abi.FUTEX_OWNER_DIED
+
+
+class _Retry(Exception):
+    """The word changed under a CAS: run the attempt again (Linux ``goto retry``)."""
+
+
+def _cas(task: Task, uaddr: int, old: int, new: int) -> None:
+    """CAS the word; a lost race retries, a fault is EFAULT (after
+    ``fault_in_user_writeable`` fails)."""
+    if task.process.space.cas_u32(uaddr, old, new) != old:
+        raise _Retry
+
+
+class PiLockRequest:
+    """One LOCK_PI / LOCK_PI2 / TRYLOCK_PI call, as a pending wait's request."""
+
+    restart_code = abi.ERESTARTNOINTR
+
+    __slots__ = ("private", "task", "trylock", "uaddr", "waiter")
+
+    def __init__(self, task: Task, uaddr: int, private: bool, trylock: bool) -> None:
+        self.task = task
+        self.uaddr = uaddr
+        self.private = private
+        self.trylock = trylock
+        self.waiter: Waiter | None = None
+
+    # -- Request protocol ---------------------------------------------------------------------
+
+    def prepare(self, notify: Callable[[Waiter], None]) -> int | None:
+        task = self.task
+        manager = task.process.futex
+        try:
+            key = manager.key(task.process.space, self.uaddr, self.private, write=True)
+        except MisalignedAddress:
+            return -abi.EINVAL
+        except MemoryFault:
+            return -abi.EFAULT
+        b = manager.bucket_of(key)
+        while True:
+            try:
+                with b.lock:
+                    return self._attempt_locked(b, key, notify)
+            except _Retry:
+                continue
+            except MemoryFault:
+                return -abi.EFAULT
+
+    def complete(self) -> int | None:
+        """0 if the lock was handed to us (fixing the word if an exit handed it on),
+        else leave the PI state and answer ``None``."""
+        w = self.waiter
+        if w is None:
+            return None
+        manager = self.task.process.futex
+        while True:
+            b = w.bucket
+            if b is None:
+                self._fixup_owner()
+                return 0
+            with b.lock:
+                if w.bucket is not b:
+                    continue
+                with manager.pi.lock:
+                    manager.dequeue_locked(b, w)
+                    pw = w.pi
+                    manager.pi.unblock(pw)
+                    if not pw.state.waiters:
+                        manager.pi.attach(pw.state, None)
+                return None
+
+    def detach(self) -> None:
+        if self.waiter is not None:
+            self.waiter.notify = None
+
+    # -- the attempt --------------------------------------------------------------------------
+
+    def _attempt_locked(
+        self, b: Bucket, key: Key, notify: Callable[[Waiter], None]
+    ) -> int | None:
+        task = self.task
+        space = task.process.space
+        manager = task.process.futex
+        domain = manager.pi
+        tid = task.tid
+        uval = space.load_u32(self.uaddr)
+        if uval & _TID == tid:
+            return -abi.EDEADLK
+        q = b.queues.get(key)
+        with domain.lock:
+            if q is not None:
+                top = q.head
+                assert top is not None
+                if top.pi is None:
+                    return -abi.EINVAL  # [3] a plain waiter on a PI futex
+                state: PiState = top.pi.state
+                bad = _validate(uval, state)
+                if bad:
+                    return bad
+            elif not uval & _TID:
+                _cas(task, self.uaddr, uval, (uval & _OWNER_DIED) | tid)
+                return 0
+            else:
+                _cas(task, self.uaddr, uval, uval | _WAITERS)
+                owner = task.kernel.tasks.get(uval & _TID)
+                if owner is None or not owner.alive:
+                    if space.load_u32(self.uaddr) != uval | _WAITERS:
+                        raise _Retry  # handle_exit_race: the word moved on
+                    return -abi.ESRCH
+                state = PiState(key, None)
+                domain.attach(state, owner)
+            if self.trylock:
+                if not state.waiters:
+                    domain.attach(state, None)
+                return -abi.EWOULDBLOCK
+            try:
+                pw = domain.block(state, task)
+            except PiDeadlock:
+                if not state.waiters:
+                    domain.attach(state, None)
+                return -abi.EDEADLK
+            w = Waiter(notify, owner=task, prio=task.queue_prio, tid=tid)
+            w.pi = pw
+            pw.waiter = w
+            manager.enqueue_locked(b, key, w)
+            b.waits += 1
+            self.waiter = w
+        return None
+
+    def _fixup_owner(self) -> None:
+        """``fixup_pi_state_owner``: the word must name us once we own the lock (an
+        exit handed it on without touching the word)."""
+        space = self.task.process.space
+        tid = self.task.tid
+        try:
+            while True:
+                uval = space.load_u32(self.uaddr)
+                if uval & _TID == tid:
+                    return
+                new = (uval & _OWNER_DIED) | _WAITERS | tid
+                if space.cas_u32(self.uaddr, uval, new) == uval:
+                    return
+        except MemoryFault:
+            return
+
+
+def _validate(uval: int, state: PiState) -> int:
+    """``attach_to_pi_state``: 0 to attach, or -EINVAL (rows of the module table)."""
+    pid = uval & _TID
+    owner = state.owner
+    if uval & _OWNER_DIED:
+        if owner is None:
+            return -abi.EINVAL if pid else 0  # [5] / [4]
+        if not pid:
+            return 0  # [6]
+    elif owner is None:
+        return -abi.EINVAL  # [7]
+    assert owner is not None
+    return 0 if pid == owner.tid else -abi.EINVAL  # [8] / [9]
+
+
+def futex_lock_pi(
+    task: Task, uaddr: int, private: bool, deadline: Deadline | None, trylock: bool
+) -> int | PendingWait:
+    """LOCK_PI / LOCK_PI2 / TRYLOCK_PI: 0 when the caller owns the lock, -errno, or a
+    pending wait."""
+    request = PiLockRequest(task, uaddr, private, trylock)
+    return PendingWait(task, deadline, request, task.kernel.clock).start()
+
+
+def futex_unlock_pi(task: Task, uaddr: int, private: bool) -> int:
+    """UNLOCK_PI; see the module docstring for the order of checks."""
+    space = task.process.space
+    try:
+        uval = int.from_bytes(space.read(uaddr, 4), "little")  # get_user: no alignment
+    except MemoryFault:
+        return -abi.EFAULT
+    if uval & _TID != task.tid:
+        return -abi.EPERM
+    manager = task.process.futex
+    try:
+        key = manager.key(space, uaddr, private, write=True)
+    except MisalignedAddress:
+        return -abi.EINVAL
+    except MemoryFault:
+        return -abi.EFAULT
+    b = manager.bucket_of(key)
+    while True:
+        woken: list[Waiter] = []
+        try:
+            with b.lock:
+                result = _unlock_locked(task, b, key, uaddr, uval, woken)
+        except MemoryFault:
+            return -abi.EFAULT
+        except _Retry:  # the word changed before we held the bucket: start over
+            try:
+                uval = space.load_u32(uaddr)
+            except MemoryFault:
+                return -abi.EFAULT
+            if uval & _TID != task.tid:
+                return -abi.EPERM
+            continue
+        finally:
+            notify_all(woken)
+        return result
+
+
+def _unlock_locked(
+    task: Task, b: Bucket, key: Key, uaddr: int, uval: int, woken: list[Waiter]
+) -> int:
+    space = task.process.space
+    manager = task.process.futex
+    q = b.queues.get(key)
+    if q is None:
+        prev = space.cas_u32(uaddr, uval, 0)
+        return 0 if prev == uval else -abi.EAGAIN
+    top = q.head
+    assert top is not None
+    if top.pi is None or top.pi.state.owner is not task:
+        return -abi.EINVAL
+    state: PiState = top.pi.state
+    with manager.pi.lock:
+        nxt = state.top()
+        assert nxt is not None
+        newval = _WAITERS | nxt.task.tid
+        prev = space.cas_u32(uaddr, uval, newval)
+        if prev != uval:
+            if prev & _TID == uval:  # only WAITERS appeared: an unconditional unlock raced
+                raise _Retry
+            return -abi.EINVAL
+        _hand_off_locked(task, b, state, woken)
+    return 0
+
+
+def _hand_off_locked(task: Task, b: Bucket, state: PiState, woken: list[Waiter]) -> None:
+    """Give ``state`` to its top waiter and dequeue that waiter (bucket and PI locks
+    held); the waiter is told after the locks are released."""
+    manager = task.process.futex
+    top = state.top()
+    assert top is not None
+    w: Waiter = top.waiter
+    manager.pi.hand_off(state)
+    manager.dequeue_locked(b, w)
+    w.woken = True
+    b.wakes += 1
+    woken.append(w)
+    if not state.waiters:
+        manager.pi.attach(state, None)
 
 
 def exit_pi_state_list(task: Task) -> None:
     """Hand on every PI futex the exiting ``task`` still owns (Linux
-    ``exit_pi_state_list``): the top waiter gets the lock; OWNER_DIED is set."""
+    ``exit_pi_state_list``): the top waiter gets the lock and fixes the word when it
+    wakes; OWNER_DIED, if the robust walk set it, stays."""
+    manager = task.process.futex
+    while True:
+        with manager.pi.lock:
+            states = list(task.pi_states)
+        if not states:
+            return
+        for state in states:
+            b = manager.bucket_of(state.key)
+            woken: list[Waiter] = []
+            with b.lock, manager.pi.lock:
+                if state.owner is task:
+                    if state.waiters:
+                        owner_waiter: Waiter = state.waiters[0].waiter
+                        ob = owner_waiter.bucket
+                        assert ob is b
+                        _hand_off_locked(task, b, state, woken)
+                    else:
+                        manager.pi.attach(state, None)
+            notify_all(woken)

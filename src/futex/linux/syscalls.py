@@ -35,6 +35,7 @@ from futex.kernel import (
 )
 from futex.linux import abi
 from futex.linux.blocking import Deadline, PendingWait
+from futex.linux.pi import futex_lock_pi, futex_unlock_pi
 
 if TYPE_CHECKING:
     from futex.linux.kernel import Task
@@ -142,7 +143,13 @@ def sys_futex(
         return futex_requeue(task, uaddr, uaddr2, private, _s32(val), _s32(utime), cmpval)
     if cmd == abi.FUTEX_WAKE_OP:
         return futex_wake_op(task, uaddr, uaddr2, private, _s32(val), _s32(utime), val3)
-    return -abi.ENOSYS  # FUTEX_FD, unknown commands, and PI until it lands
+    if cmd == abi.FUTEX_LOCK_PI or cmd == abi.FUTEX_LOCK_PI2:
+        return futex_lock_pi(task, uaddr, private, deadline, False)
+    if cmd == abi.FUTEX_TRYLOCK_PI:
+        return futex_lock_pi(task, uaddr, private, None, True)
+    if cmd == abi.FUTEX_UNLOCK_PI:
+        return futex_unlock_pi(task, uaddr, private)
+    return -abi.ENOSYS  # FUTEX_FD, unknown commands, and requeue-PI until it lands
 
 
 class WaitRequest:
