@@ -233,6 +233,9 @@ class PendingWait:
         if self._signal is not None:
             handler, sa_restart = self._signal
             self._signal = None
+            decided = getattr(self._request, "signal_result", None)
+            if decided is not None and (result := decided()) is not None:
+                return self._finish_locked(result)
             code = self._restart_code()
             if handler and (
                 code == ERESTART_RESTARTBLOCK or (code == ERESTARTSYS and not sa_restart)

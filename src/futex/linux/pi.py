@@ -63,6 +63,7 @@ from futex.kernel import (
     MisalignedAddress,
     PiDeadlock,
     PiState,
+    PiWaiter,
     Waiter,
 )
 from futex.kernel.core import notify_all
@@ -72,7 +73,14 @@ from futex.linux.blocking import Deadline, PendingWait
 if TYPE_CHECKING:
     from futex.linux.kernel import Task
 
-__all__ = ["PiLockRequest", "exit_pi_state_list", "futex_lock_pi", "futex_unlock_pi"]
+__all__ = [
+    "PiLockRequest",
+    "exit_pi_state_list",
+    "futex_lock_pi",
+    "futex_unlock_pi",
+    "lock_pi_atomic",
+    "release_if_idle",
+]
 
 _TID = abi.FUTEX_TID_MASK
 _WAITERS = abi.FUTEX_WAITERS
@@ -144,8 +152,7 @@ class PiLockRequest:
                     manager.dequeue_locked(b, w)
                     pw = w.pi
                     manager.pi.unblock(pw)
-                    if not pw.state.waiters:
-                        manager.pi.attach(pw.state, None)
+                    release_if_idle(self.task, pw.state)
                 return None
 
     def detach(self) -> None:
@@ -158,47 +165,22 @@ class PiLockRequest:
         self, b: Bucket, key: Key, notify: Callable[[Waiter], None]
     ) -> int | None:
         task = self.task
-        space = task.process.space
         manager = task.process.futex
         domain = manager.pi
-        tid = task.tid
-        uval = space.load_u32(self.uaddr)
-        if uval & _TID == tid:
-            return -abi.EDEADLK
-        q = b.queues.get(key)
         with domain.lock:
-            if q is not None:
-                top = q.head
-                assert top is not None
-                if top.pi is None:
-                    return -abi.EINVAL  # [3] a plain waiter on a PI futex
-                state: PiState = top.pi.state
-                bad = _validate(uval, state)
-                if bad:
-                    return bad
-            elif not uval & _TID:
-                _cas(task, self.uaddr, uval, (uval & _OWNER_DIED) | tid)
-                return 0
-            else:
-                _cas(task, self.uaddr, uval, uval | _WAITERS)
-                owner = task.kernel.tasks.get(uval & _TID)
-                if owner is None or not owner.alive:
-                    if space.load_u32(self.uaddr) != uval | _WAITERS:
-                        raise _Retry  # handle_exit_race: the word moved on
-                    return -abi.ESRCH
-                state = PiState(key, None)
-                domain.attach(state, owner)
+            got = lock_pi_atomic(task, self.uaddr, b, key, task, set_waiters=False)
+            if isinstance(got, int):
+                return 0 if got == 1 else got
+            state = got
             if self.trylock:
-                if not state.waiters:
-                    domain.attach(state, None)
+                release_if_idle(task, state)
                 return -abi.EWOULDBLOCK
             try:
                 pw = domain.block(state, task)
             except PiDeadlock:
-                if not state.waiters:
-                    domain.attach(state, None)
+                release_if_idle(task, state)
                 return -abi.EDEADLK
-            w = Waiter(notify, owner=task, prio=task.queue_prio, tid=tid)
+            w = Waiter(notify, owner=task, prio=task.queue_prio, tid=task.tid)
             w.pi = pw
             pw.waiter = w
             manager.enqueue_locked(b, key, w)
@@ -221,6 +203,55 @@ class PiLockRequest:
                     return
         except MemoryFault:
             return
+
+
+def lock_pi_atomic(
+    caller: Task, uaddr: int, b: Bucket, key: Key, task: Task, *, set_waiters: bool
+) -> int | PiState:
+    """``futex_lock_pi_atomic`` for ``task`` (the caller, or a requeued waiter): 1 when
+    ``task`` took the word, the PI state to block on when it is owned, or -errno.
+
+    Bucket and PI-domain locks held.  Raises :class:`_Retry` when a CAS lost a race and
+    :class:`MemoryFault` when the word cannot be read or written.  With ``set_waiters``
+    (requeue-PI moving more waiters) a free word is taken with WAITERS set and a PI
+    state attached to ``task``.
+    """
+    space = caller.process.space
+    domain = caller.process.futex.pi
+    tid = task.tid
+    uval = space.load_u32(uaddr)
+    if uval & _TID == tid:
+        return -abi.EDEADLK
+    q = b.queues.get(key)
+    if q is not None:
+        top = q.head
+        assert top is not None
+        if not isinstance(top.pi, PiWaiter):
+            return -abi.EINVAL  # [3] a plain waiter on a PI futex
+        state: PiState = top.pi.state
+        bad = _validate(uval, state)
+        return bad if bad else state
+    if not uval & _TID:
+        newval = (uval & _OWNER_DIED) | tid | (_WAITERS if set_waiters else 0)
+        _cas(caller, uaddr, uval, newval)
+        if set_waiters:
+            domain.attach(PiState(key, None), task)
+        return 1
+    _cas(caller, uaddr, uval, uval | _WAITERS)
+    owner = caller.kernel.tasks.get(uval & _TID)
+    if owner is None or not owner.alive:
+        if space.load_u32(uaddr) != uval | _WAITERS:
+            raise _Retry  # handle_exit_race: the word moved on
+        return -abi.ESRCH
+    state = PiState(key, None)
+    domain.attach(state, owner)
+    return state
+
+
+def release_if_idle(task: Task, state: PiState) -> None:
+    """Drop a PI state nobody waits on (``put_pi_state`` of the last reference)."""
+    if not state.waiters:
+        task.process.futex.pi.attach(state, None)
 
 
 def _validate(uval: int, state: PiState) -> int:
@@ -295,7 +326,7 @@ def _unlock_locked(
         return 0 if prev == uval else -abi.EAGAIN
     top = q.head
     assert top is not None
-    if top.pi is None or top.pi.state.owner is not task:
+    if not isinstance(top.pi, PiWaiter) or top.pi.state.owner is not task:
         return -abi.EINVAL
     state: PiState = top.pi.state
     with manager.pi.lock:
@@ -323,8 +354,7 @@ def _hand_off_locked(task: Task, b: Bucket, state: PiState, woken: list[Waiter])
     w.woken = True
     b.wakes += 1
     woken.append(w)
-    if not state.waiters:
-        manager.pi.attach(state, None)
+    release_if_idle(task, state)
 
 
 def exit_pi_state_list(task: Task) -> None:

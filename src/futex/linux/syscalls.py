@@ -30,12 +30,14 @@ from futex.kernel import (
     ClockId,
     MemoryFault,
     MisalignedAddress,
+    PiWaiterConflict,
     ValueMismatch,
     Waiter,
 )
 from futex.linux import abi
 from futex.linux.blocking import Deadline, PendingWait
 from futex.linux.pi import futex_lock_pi, futex_unlock_pi
+from futex.linux.requeue_pi import futex_cmp_requeue_pi, futex_wait_requeue_pi
 
 if TYPE_CHECKING:
     from futex.linux.kernel import Task
@@ -60,6 +62,7 @@ _ERRNO: dict[type[Exception], int] = {
     MisalignedAddress: -abi.EINVAL,
     MemoryFault: -abi.EFAULT,
     ValueMismatch: -abi.EAGAIN,
+    PiWaiterConflict: -abi.EINVAL,
 }
 
 
@@ -136,7 +139,7 @@ def sys_futex(
             return task.process.futex.wake(
                 task.process.space, uaddr, private, bitset, max(_s32(val), 1)
             )
-        except (MisalignedAddress, MemoryFault) as exc:
+        except (MisalignedAddress, MemoryFault, PiWaiterConflict) as exc:
             return _errno_of(exc)
     if cmd == abi.FUTEX_REQUEUE or cmd == abi.FUTEX_CMP_REQUEUE:
         cmpval = val3 if cmd == abi.FUTEX_CMP_REQUEUE else None
@@ -149,7 +152,11 @@ def sys_futex(
         return futex_lock_pi(task, uaddr, private, None, True)
     if cmd == abi.FUTEX_UNLOCK_PI:
         return futex_unlock_pi(task, uaddr, private)
-    return -abi.ENOSYS  # FUTEX_FD, unknown commands, and requeue-PI until it lands
+    if cmd == abi.FUTEX_WAIT_REQUEUE_PI:
+        return futex_wait_requeue_pi(task, uaddr, uaddr2, private, val, deadline)
+    if cmd == abi.FUTEX_CMP_REQUEUE_PI:
+        return futex_cmp_requeue_pi(task, uaddr, uaddr2, private, _s32(val), _s32(utime), val3)
+    return -abi.ENOSYS  # FUTEX_FD and unknown commands
 
 
 class WaitRequest:
@@ -223,7 +230,7 @@ def futex_requeue(
         woken, moved = task.process.futex.requeue(
             task.process.space, uaddr, uaddr2, private, nr_wake, nr_requeue, cmpval
         )
-    except (MisalignedAddress, MemoryFault, ValueMismatch) as exc:
+    except (MisalignedAddress, MemoryFault, ValueMismatch, PiWaiterConflict) as exc:
         return _errno_of(exc)
     return woken + moved
 
@@ -293,5 +300,5 @@ def futex_wake_op(
         )
     except _UnknownCompare:
         return -abi.ENOSYS
-    except (MisalignedAddress, MemoryFault) as exc:
+    except (MisalignedAddress, MemoryFault, PiWaiterConflict) as exc:
         return _errno_of(exc)

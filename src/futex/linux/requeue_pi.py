@@ -1,0 +1,276 @@
+"""Requeue-PI: FUTEX_WAIT_REQUEUE_PI and FUTEX_CMP_REQUEUE_PI (a condition variable
+handing its waiters to a PI mutex; Linux ``kernel/futex/requeue.c``).
+
+A WAIT_REQUEUE_PI waiter sleeps on the non-PI word ``uaddr`` and declares the PI word
+``uaddr2`` it will be moved to.  Its life, as the ``Q_REQUEUE_PI_*`` states:
+
+==========  ===============================================  =========================
+phase       where it is                                      a timeout / a signal
+==========  ===============================================  =========================
+waiting     queued on ``uaddr`` (looks PI to plain ops:      ETIMEDOUT / restart
+            WAKE, REQUEUE answer EINVAL)                     (ERESTARTNOINTR)
+locked      CMP_REQUEUE_PI took ``uaddr2`` for it and woke   (returns 0, owns the lock)
+            it (``requeue_pi_wake_futex``)
+requeued    blocked on ``uaddr2``'s PI state, like a         ETIMEDOUT / EWOULDBLOCK
+            LOCK_PI waiter; UNLOCK_PI hands it the lock      (not restartable: the
+                                                             condvar word moved on)
+==========  ===============================================  =========================
+
+WAIT_REQUEUE_PI checks, in order: ``uaddr == uaddr2`` EINVAL; the timeout (syscall layer);
+key of ``uaddr2`` for writing (EINVAL, EFAULT); ``futex_wait_setup`` on ``uaddr`` (EINVAL,
+EFAULT, EAGAIN); the two keys equal: EINVAL.
+
+CMP_REQUEUE_PI checks, in order: negative counts EINVAL; ``uaddr == uaddr2`` EINVAL;
+``nr_wake != 1`` EINVAL; keys (``uaddr2`` for writing); equal keys EINVAL; ``*uaddr !=
+val3`` EAGAIN; then ``futex_proxy_trylock_atomic``: read ``uaddr2`` (EFAULT); with a top
+waiter that is not a WAIT_REQUEUE_PI waiter, or declared another target: EINVAL; try to
+take ``uaddr2`` for it (WAITERS forced when more are to be moved): taken -> it wakes
+owning the lock and counts 1; else the rest are moved onto the PI state (each must be a
+WAIT_REQUEUE_PI waiter for this target, EINVAL otherwise; a deadlock stops the walk with
+EDEADLK).  Returns woken + requeued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from futex.kernel import (
+    Key,
+    MemoryFault,
+    MisalignedAddress,
+    PiDeadlock,
+    PiState,
+    PiWaiter,
+    Waiter,
+)
+from futex.kernel.buckets import lock_two, unlock_two
+from futex.kernel.core import notify_all
+from futex.linux import abi
+from futex.linux.blocking import Deadline, PendingWait
+from futex.linux.pi import _Retry, lock_pi_atomic, release_if_idle
+
+if TYPE_CHECKING:
+    from futex.linux.kernel import Task
+
+__all__ = ["RequeuePiMark", "futex_cmp_requeue_pi", "futex_wait_requeue_pi"]
+
+
+class RequeuePiMark:
+    """``w.pi`` of a WAIT_REQUEUE_PI waiter still on its condition word: the target key
+    it declared.  Plain operations see a PI-ish waiter and answer EINVAL."""
+
+    __slots__ = ("key2", "task")
+
+    def __init__(self, task: Task, key2: Key) -> None:
+        self.task = task
+        self.key2 = key2
+
+
+class WaitRequeuePiRequest:
+    """One WAIT_REQUEUE_PI call, as a pending wait's request."""
+
+    __slots__ = ("bitset", "private", "task", "uaddr", "uaddr2", "val", "waiter")
+
+    def __init__(self, task: Task, uaddr: int, uaddr2: int, private: bool, val: int) -> None:
+        self.task = task
+        self.uaddr = uaddr
+        self.uaddr2 = uaddr2
+        self.private = private
+        self.val = val
+        self.bitset = abi.FUTEX_BITSET_MATCH_ANY
+        self.waiter: Waiter | None = None
+
+    @property
+    def restart_code(self) -> int:
+        return abi.ERESTARTNOINTR
+
+    def signal_result(self) -> int | None:
+        """After the requeue a signal ends the call with EWOULDBLOCK (the condvar word
+        has moved on, a restart could only say so); before it, the call restarts."""
+        w = self.waiter
+        if w is not None and isinstance(w.pi, PiWaiter):
+            return -abi.EWOULDBLOCK
+        return None
+
+    def prepare(self, notify: Callable[[Waiter], None]) -> int | None:
+        task = self.task
+        manager = task.process.futex
+        space = task.process.space
+        try:
+            key2 = manager.key(space, self.uaddr2, self.private, write=True)
+        except MisalignedAddress:
+            return -abi.EINVAL
+        except MemoryFault:
+            return -abi.EFAULT
+        w = Waiter(notify, owner=task, prio=task.queue_prio, tid=task.tid)
+        w.pi = RequeuePiMark(task, key2)
+        try:
+            found = manager.try_wait_prepare(w, space, self.uaddr, self.private, self.val)
+        except MisalignedAddress:
+            return -abi.EINVAL
+        except MemoryFault:
+            return -abi.EFAULT
+        if found is not None:
+            return -abi.EAGAIN
+        if w.key == key2:
+            manager.wait_complete(w)
+            return -abi.EINVAL
+        self.waiter = w
+        return None
+
+    def complete(self) -> int | None:
+        w = self.waiter
+        if w is None:
+            return None
+        manager = self.task.process.futex
+        while True:
+            b = w.bucket
+            if b is None:  # woken owning uaddr2 (locked, or handed over by UNLOCK_PI)
+                _fixup_owner(self.task, self.uaddr2)
+                return 0
+            with b.lock:
+                if w.bucket is not b:
+                    continue
+                with manager.pi.lock:
+                    manager.dequeue_locked(b, w)
+                    pw = w.pi
+                    if isinstance(pw, PiWaiter):
+                        manager.pi.unblock(pw)
+                        release_if_idle(self.task, pw.state)
+                return None
+
+    def detach(self) -> None:
+        if self.waiter is not None:
+            self.waiter.notify = None
+
+
+def _fixup_owner(task: Task, uaddr2: int) -> None:
+    """``fixup_pi_state_owner``: once we own the PI lock the word must name us."""
+    space = task.process.space
+    try:
+        while True:
+            uval = space.load_u32(uaddr2)
+            if uval & abi.FUTEX_TID_MASK == task.tid:
+                return
+            new = (uval & abi.FUTEX_OWNER_DIED) | abi.FUTEX_WAITERS | task.tid
+            if space.cas_u32(uaddr2, uval, new) == uval:
+                return
+    except MemoryFault:
+        return
+
+
+def futex_wait_requeue_pi(
+    task: Task, uaddr: int, uaddr2: int, private: bool, val: int, deadline: Deadline | None
+) -> int | PendingWait:
+    """WAIT_REQUEUE_PI: 0 once the caller owns the PI futex at ``uaddr2``, or -errno."""
+    if uaddr == uaddr2:
+        return -abi.EINVAL
+    request = WaitRequeuePiRequest(task, uaddr, uaddr2, private, val)
+    return PendingWait(task, deadline, request, task.kernel.clock).start()
+
+
+def futex_cmp_requeue_pi(
+    task: Task,
+    uaddr: int,
+    uaddr2: int,
+    private: bool,
+    nr_wake: int,
+    nr_requeue: int,
+    cmpval: int,
+) -> int:
+    """CMP_REQUEUE_PI; see the module docstring for the order of checks."""
+    if nr_wake < 0 or nr_requeue < 0 or uaddr == uaddr2 or nr_wake != 1:
+        return -abi.EINVAL
+    manager = task.process.futex
+    space = task.process.space
+    try:
+        k1 = manager.key(space, uaddr, private)
+        k2 = manager.key(space, uaddr2, private, write=True)
+    except MisalignedAddress:
+        return -abi.EINVAL
+    except MemoryFault:
+        return -abi.EFAULT
+    if k1 == k2:
+        return -abi.EINVAL
+    b1, b2 = manager.bucket_of(k1), manager.bucket_of(k2)
+    while True:
+        woken: list[Waiter] = []
+        lock_two(b1, b2)
+        try:
+            with manager.pi.lock:
+                return _requeue_pi_locked(task, uaddr, uaddr2, k1, k2, nr_requeue, cmpval, woken)
+        except _Retry:
+            continue
+        except MemoryFault:
+            return -abi.EFAULT
+        finally:
+            unlock_two(b1, b2)
+            notify_all(woken)
+
+
+def _requeue_pi_locked(
+    task: Task,
+    uaddr: int,
+    uaddr2: int,
+    k1: Key,
+    k2: Key,
+    nr_requeue: int,
+    cmpval: int,
+    woken: list[Waiter],
+) -> int:
+    manager = task.process.futex
+    space = task.process.space
+    domain = manager.pi
+    b1, b2 = manager.bucket_of(k1), manager.bucket_of(k2)
+    if space.load_u32(uaddr) != cmpval:
+        return -abi.EAGAIN
+    space.load_u32(uaddr2)  # futex_proxy_trylock_atomic reads the PI word first
+    q = b1.queues.get(k1)
+    if q is None:
+        return 0
+    top = q.head
+    assert top is not None
+    if not isinstance(top.pi, RequeuePiMark) or top.pi.key2 != k2:
+        return -abi.EINVAL
+    owner_task: Task = top.pi.task
+    got = lock_pi_atomic(task, uaddr2, b2, k2, owner_task, set_waiters=nr_requeue > 0)
+    count = 0
+    state: PiState | None = None
+    if isinstance(got, int):
+        if got != 1:
+            return got
+        manager.dequeue_locked(b1, top)  # requeue_pi_wake_futex: it owns uaddr2
+        top.pi = None
+        top.woken = True
+        b1.wakes += 1
+        woken.append(top)
+        count = 1
+        state = next((s for s in owner_task.pi_states if s.key == k2), None)
+    else:
+        state = got
+    # "Requeue nr_requeue waiters and possibly one more" when the lock was not taken.
+    limit = nr_requeue if count else nr_requeue + 1
+    moved = 0
+    try:
+        w = q.head if q.count else None
+        while w is not None and moved < limit:
+            nxt = w.next
+            mark = w.pi
+            if not isinstance(mark, RequeuePiMark) or mark.key2 != k2 or state is None:
+                return -abi.EINVAL
+            try:
+                pw = domain.block(state, mark.task)
+            except PiDeadlock:
+                return -abi.EDEADLK
+            manager.move_locked(b1, b2, w, k2)
+            w.pi = pw
+            pw.waiter = w
+            moved += 1
+            count += 1
+            w = nxt
+    finally:
+        b1.requeues += moved
+        if state is not None:
+            release_if_idle(task, state)
+    return count
