@@ -33,7 +33,7 @@ from futex.kernel import (
 from futex.linux import abi
 from futex.linux.blocking import PendingWait
 from futex.linux.entry import syscall
-from futex.linux.exit import exit_futex
+from futex.linux.exit import exec_futex, exit_futex
 from futex.linux.syscalls import sys_futex
 from futex.memory import (
     PROT_READ,
@@ -267,6 +267,13 @@ class Task:
         with kernel._lock:
             kernel.tasks.pop(self.tid, None)
             self.process.tasks.pop(self.tid, None)
+
+    def exec(self) -> None:
+        """The futex side of execve(2): the same cleanup as exit (robust list, PI state),
+        but the task lives on (Linux ``futex_exec_release``)."""
+        if not self.alive:
+            raise RuntimeError(f"task {self.tid} has exited")
+        exec_futex(self)
 
     def count_call(self, cmd: int) -> None:
         self.calls[abi.COMMAND_NAMES.get(cmd, "OTHER")] += 1
