@@ -16,6 +16,21 @@ matched and the task would have slept).  The emulated wait then ends by advancin
 manual clock to its deadline (ETIMEDOUT) or by a signal (EINTR).  A host call that the
 emulator answered at once is still run under a watchdog: if the host blocks after all, a
 signal ends it and the disagreement is reported as ``BLOCKED``.
+
+PI commands (LOCK_PI, UNLOCK_PI, TRYLOCK_PI, LOCK_PI2; not requeue-PI yet): a PI word names
+a task, and the host looks that task up (``attach_to_pi_owner``) once it has set
+FUTEX_WAITERS in a writable word.  The only tasks a PI word may name there are the caller
+(the emulated task has its tid), :class:`Peer` (an idle thread of this process, an
+emulated task with the same tid: TRYLOCK_PI answers EWOULDBLOCK) and tids no task can
+have (above ``pid_max`` and PID_MAX_LIMIT: ESRCH).  Before a PI lock call the harness
+reads the word on the host; if it names any other possible task, the call is skipped on
+both sides (:attr:`Differ.pi_unsafe`).  A lock naming the peer blocks on the host until
+its timeout: run only with a timeout already past on the host's clock (ETIMEDOUT), or,
+when the emulator blocks, proved on the host with an expired timeout (ETIMEDOUT, leaving
+FUTEX_WAITERS set); the emulated wait is then checked to restart on a signal
+(ERESTARTNOINTR), and ended by advancing the clock to its deadline (ETIMEDOUT) or by
+killing it (-EINTR).  Without a timeout it is skipped.  A host PI lock that blocks anyway
+cannot be ended by a signal (it restarts): the watchdog has the peer unlock the word.
 """
 
 from __future__ import annotations
@@ -25,12 +40,14 @@ import contextlib
 import ctypes
 import functools
 import os
+import queue
 import signal
 import struct
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from futex import _hostfutex as hf
 from futex.kernel import ClockId, ManualClock
@@ -40,13 +57,19 @@ from futex.memory import PAGE_SIZE, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE,
 __all__ = [
     "BLOCKED",
     "LAYOUT",
+    "NO_TASK_TIDS",
     "PALETTE",
+    "PI_COMMANDS",
+    "PI_UNALIGNED",
+    "PI_WORDS",
+    "TASKLESS_TID_MIN",
     "At",
     "Call",
     "Current",
     "Differ",
     "Mismatch",
     "Store",
+    "TidWord",
     "host_layout",
 ]
 
@@ -58,6 +81,35 @@ PAGE = PAGE_SIZE
 RW = PROT_READ | PROT_WRITE
 #: Commands that may block (non-PI): the host runs them under the watchdog.
 BLOCKING_COMMANDS = frozenset({abi.FUTEX_WAIT, abi.FUTEX_WAIT_BITSET})
+#: The PI commands the emulator implements (requeue-PI is still ENOSYS there).
+PI_COMMANDS = frozenset(
+    {abi.FUTEX_LOCK_PI, abi.FUTEX_UNLOCK_PI, abi.FUTEX_TRYLOCK_PI, abi.FUTEX_LOCK_PI2}
+)
+#: PI commands that look up the task a word names (and, but TRYLOCK_PI, may block on it).
+PI_LOCK_COMMANDS = frozenset({abi.FUTEX_LOCK_PI, abi.FUTEX_TRYLOCK_PI, abi.FUTEX_LOCK_PI2})
+#: A pending emulated PI lock whose deadline is at most this far ends by advancing the
+#: clock (-ETIMEDOUT); a later one by killing the wait (-EINTR).
+MAX_PI_ADVANCE_NS = 2 * 3600 * abi.NSEC_PER_SEC
+TID_MASK = abi.FUTEX_TID_MASK
+WAITERS = abi.FUTEX_WAITERS
+OWNER_DIED = abi.FUTEX_OWNER_DIED
+#: PID_MAX_LIMIT on 64-bit: pid_max can never be set above it.
+PID_MAX_LIMIT = 4 * 1024 * 1024
+
+
+def _host_pid_max() -> int:
+    try:
+        with open("/proc/sys/kernel/pid_max") as f:
+            return int(f.read())
+    except (OSError, ValueError):  # pragma: no cover - not Linux
+        return PID_MAX_LIMIT
+
+
+#: The smallest tid no task can have on the host (above pid_max and PID_MAX_LIMIT): a PI
+#: word naming it, or anything up to FUTEX_TID_MASK, gets ESRCH.
+TASKLESS_TID_MIN = max(_host_pid_max(), PID_MAX_LIMIT) + 1
+#: Tids of no task.
+NO_TASK_TIDS = (0x3FFFFFF0, TID_MASK, TASKLESS_TID_MIN, 0x12345678)
 #: Host calls that do not return within this many seconds are taken to be blocked.
 WATCHDOG_SECONDS = 2.0
 #: A pending emulated wait whose deadline is at most this far ends by advancing the clock
@@ -122,6 +174,8 @@ LAYOUT: tuple[PageSpec, ...] = (
     PageSpec("EXEC_FILE_PRIV", PROT_EXEC, False, False),  # file B page 0, MAP_PRIVATE X
     PageSpec("WRITE_ONLY_PRIV", PROT_WRITE, True, True),  # private anonymous, PROT_WRITE
     PageSpec("WRITE_ONLY_SHARED", PROT_WRITE, True, True),  # shared anonymous, PROT_WRITE
+    PageSpec("PI_PRIV_RO", PROT_READ, True, False),  # private anonymous: PI words, then RO
+    PageSpec("PI_SHARED_RO", PROT_READ, True, False),  # shared anonymous: PI words, then RO
     PageSpec("HOLE_END", PROT_NONE, False, False),  # not mapped
 )
 PAGE_INDEX = {spec.name: i for i, spec in enumerate(LAYOUT)}
@@ -161,6 +215,76 @@ def file_b() -> bytes:
 
 def file_c() -> bytes:
     return pattern(P_FILE_C, FILE_C_SIZE)
+
+
+@dataclass(frozen=True)
+class TidWord:
+    """A PI word naming a task known only at run time: ``who`` is ``"self"`` (the task
+    making the calls) or ``"peer"`` (:class:`Peer`), or'd with ``bits`` (FUTEX_WAITERS,
+    FUTEX_OWNER_DIED: the bits above the tid)."""
+
+    who: str
+    bits: int = 0
+
+    def __post_init__(self) -> None:
+        assert self.who in ("self", "peer") and not self.bits & TID_MASK, self
+
+    def resolve(self, self_tid: int, peer_tid: int) -> int:
+        return (self_tid if self.who == "self" else peer_tid) | self.bits
+
+    def __repr__(self) -> str:
+        names = [self.who]
+        if self.bits & WAITERS:
+            names.append("WAITERS")
+        if self.bits & OWNER_DIED:
+            names.append("OWNER_DIED")
+        return "|".join(names)
+
+
+#: Words of the PI pages (PI_PRIV_RO, PI_SHARED_RO), repeated over the page: word ``i``
+#: is ``PI_WORDS[i % len(PI_WORDS)]``; some unaligned words are laid over them
+#: (``PI_UNALIGNED``).
+PI_WORDS: tuple[int | TidWord, ...] = (
+    0,
+    TidWord("self"),
+    TidWord("self", WAITERS),
+    TidWord("self", OWNER_DIED),
+    TidWord("self", WAITERS | OWNER_DIED),
+    WAITERS,
+    OWNER_DIED,
+    WAITERS | OWNER_DIED,
+    NO_TASK_TIDS[0],
+    NO_TASK_TIDS[0] | WAITERS,
+    NO_TASK_TIDS[1] | WAITERS | OWNER_DIED,
+    NO_TASK_TIDS[1],
+    TASKLESS_TID_MIN | WAITERS,
+    NO_TASK_TIDS[3] | WAITERS | OWNER_DIED,
+    TASKLESS_TID_MIN,
+    NO_TASK_TIDS[3] | OWNER_DIED,
+)
+#: (offset, value) of unaligned words written over the PI pages' pattern; the one at
+#: PAGE - 4 is aligned, and read at PAGE - 2 straddles into the next page.
+PI_UNALIGNED: tuple[tuple[int, int | TidWord], ...] = (
+    (0x101, TidWord("self")),
+    (0x112, TidWord("self", WAITERS)),
+    (0x123, TidWord("self", OWNER_DIED)),
+    (0x141, NO_TASK_TIDS[0]),
+    (PAGE - 4, TidWord("self", WAITERS)),
+)
+
+
+def pi_page(self_tid: int) -> bytes:
+    """The content of the PI pages for the calling task's tid (they never name the peer:
+    in a read-only word it would answer as a tid of no task does)."""
+
+    def v(x: int | TidWord) -> int:
+        return x.resolve(self_tid, 0) if isinstance(x, TidWord) else x
+
+    n = len(PI_WORDS)
+    page = bytearray(struct.pack(f"<{PAGE // 4}I", *(v(PI_WORDS[i % n]) for i in range(PAGE // 4))))
+    for off, x in PI_UNALIGNED:
+        struct.pack_into("<I", page, off, v(x))
+    return bytes(page)
 
 
 def ktime_of(sec: int, nsec: int) -> int:
@@ -257,13 +381,15 @@ Addr = At | int
 
 @dataclass(frozen=True)
 class Store:
-    """Store a word, on both sides (``addr`` must be an aligned word of a writable page)."""
+    """Store a word, on both sides: four bytes at ``addr``, which may be unaligned but
+    must lie in writable pages.  ``value`` may name a task (:class:`TidWord`)."""
 
     addr: At
-    value: int
+    value: int | TidWord
 
     def __repr__(self) -> str:
-        return f"Store({self.addr!r}, {self.value:#x})"
+        v = self.value
+        return f"Store({self.addr!r}, {v if isinstance(v, TidWord) else hex(v)})"
 
 
 @dataclass(frozen=True)
@@ -387,11 +513,13 @@ def host_page_mapped(page: int) -> bool:
 class Watchdog:
     """Ends a host call that blocks: after ``arm(seconds)`` it sends SIGUSR1 to the main
     thread unless ``disarm()`` came first.  SIGUSR1 gets a no-op handler (without
-    SA_RESTART), so the futex call returns -EINTR."""
+    SA_RESTART), so the futex call returns -EINTR.  A PI lock restarts after a signal
+    (ERESTARTNOINTR): ``arm(seconds, rescue)`` calls ``rescue()`` instead."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._deadline: float | None = None
+        self._rescue: Callable[[], None] | None = None
         self._fired = False
         self._closed = False
         self._target = threading.main_thread().ident
@@ -399,9 +527,10 @@ class Watchdog:
         self._thread = threading.Thread(target=self._run, name="futex-diff-watchdog", daemon=True)
         self._thread.start()
 
-    def arm(self, seconds: float) -> None:
+    def arm(self, seconds: float, rescue: Callable[[], None] | None = None) -> None:
         with self._cond:
             self._deadline = time.monotonic() + seconds
+            self._rescue = rescue
             self._fired = False
             self._cond.notify()
 
@@ -430,8 +559,41 @@ class Watchdog:
                     continue
                 self._deadline = None
                 self._fired = True
+                if self._rescue is not None:
+                    self._rescue()
+                    continue
                 assert self._target is not None
                 signal.pthread_kill(self._target, signal.SIGUSR1)
+
+
+class Peer:
+    """An idle thread of this process: the one live task, besides the caller, that PI
+    words may name on the host (the emulated process has a task with its tid too).  It
+    also rescues a host PI lock that blocked on it: :meth:`unlock` has it run UNLOCK_PI,
+    which hands the lock to the blocked caller."""
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+        ready = threading.Event()
+        self.tid = 0
+
+        def run() -> None:
+            self.tid = hf.gettid()
+            ready.set()
+            while (request := self._requests.get()) is not None:
+                uaddr, flags = request
+                hf.host_futex(uaddr, abi.FUTEX_UNLOCK_PI | flags, 0, 0, 0, 0)
+
+        self._thread = threading.Thread(target=run, name="futex-diff-peer", daemon=True)
+        self._thread.start()
+        ready.wait()
+
+    def unlock(self, uaddr: int, flags: int) -> None:
+        self._requests.put((uaddr, flags))
+
+    def close(self) -> None:
+        self._requests.put(None)
+        self._thread.join()
 
 
 class HostLayout:
@@ -443,10 +605,15 @@ class HostLayout:
         self._fds: list[int] = []
         self.expired = 0  # a private page of zeros outside the layout: {0, 0}
         self.fd_a = self.fd_b = self.fd_c = -1
+        self.self_tid = hf.gettid()
+        self.peer: Peer | None = None
+        self.pi_page = b""
 
     # setup / teardown
 
     def open(self) -> None:
+        self.peer = Peer()
+        self.pi_page = pi_page(self.self_tid)
         self.fd_a = self._memfd("futex-diff-a", file_a())
         self.fd_b = self._memfd("futex-diff-b", file_b())
         self.fd_c = self._memfd("futex-diff-c", file_c())
@@ -472,6 +639,9 @@ class HostLayout:
         for fd in self._fds:
             os.close(fd)
         self._fds.clear()
+        if self.peer is not None:
+            self.peer.close()
+            self.peer = None
 
     def _memfd(self, name: str, data: bytes) -> int:
         fd = os.memfd_create(name)
@@ -556,6 +726,10 @@ class HostLayout:
         self._map(base, "EXEC_FILE_PRIV", 1, PROT_EXEC, hf.MAP_PRIVATE, self.fd_b, 0)
         self._map(base, "WRITE_ONLY_PRIV", 1, PROT_WRITE, anon)
         self._map(base, "WRITE_ONLY_SHARED", 1, PROT_WRITE, shanon)
+        for name, flags in (("PI_PRIV_RO", anon), ("PI_SHARED_RO", shanon)):
+            a = self._map(base, name, 1, RW, flags)
+            _poke(a, self.pi_page)
+            hf.host_mprotect(a, PAGE, PROT_READ)
 
     def check_holes(self) -> None:
         """Fail loudly if something got mapped into the layout's holes meanwhile."""
@@ -588,7 +762,41 @@ class HostLayout:
         return ctypes.string_at(self.addr(page), PAGE)
 
     def store(self, addr: int, value: int) -> None:
+        """Four bytes at ``addr`` (anywhere in the layout's writable pages)."""
+        for a in (addr, addr + 3):
+            page = (a - self.base) // PAGE
+            if not (0 <= page < NPAGES and LAYOUT[page].writable):
+                raise AssertionError(f"harness: store to {a:#x}, not a writable page")
         _poke(addr, struct.pack("<I", value & U32))
+
+    def word_at(self, addr: int) -> int | None:
+        """The aligned word at ``addr`` if it lies in a writable layout page (one the host
+        can set FUTEX_WAITERS in), else ``None``."""
+        page = (addr - self.base) // PAGE
+        if addr & 3 or not (0 <= page < NPAGES and LAYOUT[page].writable):
+            return None
+        value: int = struct.unpack("<I", ctypes.string_at(addr, 4))[0]
+        return value
+
+    def read_timespec(self, addr: int) -> tuple[int, int] | Literal[False] | None:
+        """What the host would read at ``addr`` as a timespec: ``(sec, nsec)``; ``False``
+        when reading it surely faults (a hole, PROT_NONE, past EOF, or not this process's:
+        ``safe`` checked that); ``None`` when it may or may not (execute-only pages are
+        readable without protection keys)."""
+        lo, hi = self.base, self.base + NPAGES * PAGE
+        maybe = False
+        for a in (addr, addr + 15):
+            if not lo <= a < hi:
+                return False
+            spec = LAYOUT[(a - lo) // PAGE]
+            if spec.prot & PROT_EXEC:
+                maybe = True
+            elif not spec.readable:
+                return False
+        if maybe:
+            return None
+        sec, nsec = struct.unpack("<qq", ctypes.string_at(addr, 16))
+        return sec, nsec
 
     def safe(self, addr: int, n: int) -> bool:
         """Whether the host may be handed ``addr`` (``n`` bytes) as a pointer: inside the
@@ -625,13 +833,29 @@ def host_layout() -> Iterator[tuple[HostLayout, Watchdog]]:
 
 
 class Emulated:
-    """A fresh emulated kernel, process and task with the layout at ``base``."""
+    """A fresh emulated kernel, process and task with the layout at ``base``; the task has
+    ``self_tid`` (default: the calling thread's tid).  With ``peer_tid``, the process has a
+    second, idle task: the peer (:class:`Peer`)."""
 
-    def __init__(self, base: int, timespecs: bytes, mono_ns: int, rt_ns: int) -> None:
+    def __init__(
+        self,
+        base: int,
+        timespecs: bytes,
+        mono_ns: int,
+        rt_ns: int,
+        self_tid: int | None = None,
+        peer_tid: int | None = None,
+    ) -> None:
+        if self_tid is None:
+            self_tid = hf.gettid()
+        pi = pi_page(self_tid)
         self.clock = ManualClock(monotonic=mono_ns, realtime=rt_ns)
         self.kernel = LinuxKernel(clock=self.clock, buckets=EMULATED_BUCKETS)
         self.process: Process = self.kernel.new_process()
-        self.task: Task = self.process.new_task(tid=hf.gettid())
+        self.task: Task = self.process.new_task(tid=self_tid)
+        self.peer: Task | None = None
+        if peer_tid is not None:
+            self.peer = self.process.new_task(tid=peer_tid)
         p = self.process
         fa = File("futex-diff-a", size=FILE_A_SIZE)
         fa.pwrite(0, file_a())
@@ -679,6 +903,10 @@ class Emulated:
         p.write(at("WRITE_ONLY_PRIV"), pattern(P_WRITE_ONLY_PRIV))
         p.mmap(PAGE, addr=at("WRITE_ONLY_SHARED"), shared=True, prot=PROT_WRITE)
         p.write(at("WRITE_ONLY_SHARED"), pattern(P_WRITE_ONLY_SHARED))
+        for name, shared in (("PI_PRIV_RO", False), ("PI_SHARED_RO", True)):
+            p.mmap(PAGE, addr=at(name), shared=shared)
+            p.write(at(name), pi)
+            p.mprotect(at(name), PAGE, PROT_READ)
 
 
 # -- the differ -------------------------------------------------------------------------------
@@ -688,11 +916,23 @@ class Differ:
     """Runs step sequences on both sides and reports the first disagreement."""
 
     def __init__(self, layout: HostLayout, watchdog: Watchdog) -> None:
+        assert layout.peer is not None
         self.layout = layout
         self.watchdog = watchdog
+        self.self_tid = layout.self_tid
+        self.peer_tid = layout.peer.tid
         self.calls = 0
         self.sequences = 0
         self.skipped = 0
+        #: PI calls skipped because the word might name a task of the host's
+        self.pi_unsafe = 0
+        #: PI locks naming the peer skipped because the host would block for good
+        self.pi_blocking = 0
+        #: sequences in which at least one PI call ran on both sides
+        self.pi_sequences = 0
+        self._pi_ran = False
+        #: a PI lock's deadline, when the host would block on it
+        self._pi_deadline: tuple[ClockId, int] | None = None
         self._registers = ""
         #: (command, result) -> count, for a look at what the sequences exercised
         self.outcomes: collections.Counter[tuple[str, object]] = collections.Counter()
@@ -702,26 +942,52 @@ class Differ:
             return self.layout.addr(a.page, a.off) & U64
         return a & U64
 
+    def word(self, v: int | TidWord) -> int:
+        if isinstance(v, TidWord):
+            return v.resolve(self.self_tid, self.peer_tid)
+        return v & U32
+
     def host(self, uaddr: int, op: int, val: int, utime: int, uaddr2: int, val3: int) -> object:
         """The host's answer, or BLOCKED."""
-        guard = (op & abi.FUTEX_CMD_MASK) in BLOCKING_COMMANDS
+        cmd = op & abi.FUTEX_CMD_MASK
+        guard = cmd in BLOCKING_COMMANDS or cmd in PI_COMMANDS
         if guard:
-            self.watchdog.arm(WATCHDOG_SECONDS)
+            rescue = None
+            if cmd in PI_LOCK_COMMANDS and self.layout.peer is not None:
+                peer = self.layout.peer
+                flags = op & abi.FUTEX_PRIVATE_FLAG
+                rescue = functools.partial(peer.unlock, uaddr, flags)
+            self.watchdog.arm(WATCHDOG_SECONDS, rescue)
         try:
             r = hf.host_futex(uaddr, op, val, utime, uaddr2, val3)
         finally:
             fired = self.watchdog.disarm() if guard else False
-        if fired and r == -abi.EINTR:
+        if fired and (r == -abi.EINTR or cmd in PI_LOCK_COMMANDS):
             return BLOCKED
         return r
 
     def run(self, steps: Sequence[Step]) -> Mismatch | None:
         """Run ``steps`` from a fresh state; the first disagreement, or ``None``."""
         self.sequences += 1
+        self._pi_ran = False
+        try:
+            return self._run(steps)
+        finally:
+            if self._pi_ran:
+                self.pi_sequences += 1
+
+    def _run(self, steps: Sequence[Step]) -> Mismatch | None:
         mono, rt = time.monotonic_ns(), time.time_ns()
         timespecs = timespec_page(mono, rt)
         self.layout.reset(timespecs)
-        emu = Emulated(self.layout.base, timespecs, mono, rt)
+        emu = Emulated(
+            self.layout.base,
+            timespecs,
+            mono,
+            rt,
+            self.self_tid,
+            self.peer_tid,
+        )
         bad = self._compare_memory(emu, -1, Store(At(0, 0), 0))
         if bad is not None:
             bad.detail = "harness: layouts differ before the first step: " + bad.detail
@@ -729,8 +995,9 @@ class Differ:
         for i, step in enumerate(steps):
             if isinstance(step, Store):
                 a = self.resolve(step.addr)
-                self.layout.store(a, step.value)
-                emu.process.store_u32(a, step.value & U32)
+                v = self.word(step.value)
+                self.layout.store(a, v)
+                emu.process.write(a, struct.pack("<I", v))
             else:
                 bad = self._call(emu, i, step)
                 if bad is not None:
@@ -790,33 +1057,102 @@ class Differ:
     def _call_inner(self, emu: Emulated, i: int, c: Call) -> Mismatch | None:
         uaddr, utime, uaddr2 = self.resolve(c.uaddr), self.resolve(c.utime), self.resolve(c.uaddr2)
         op, val, val3 = c.op & U64, self.value(emu, c.val), self.value(emu, c.val3)
+        args = (uaddr, op, val, utime, uaddr2, val3)
         self._registers = (
             f"futex({uaddr:#x}, {op:#x}, {val:#x}, {utime:#x}, {uaddr2:#x}, {val3:#x})"
             f" with the layout at {self.layout.base:#x}"
         )
         cmd = op & abi.FUTEX_CMD_MASK
         pointers = [(uaddr, 4), (uaddr2, 4)]
-        if cmd in BLOCKING_COMMANDS and utime:
+        if cmd in abi.TIMEOUT_COMMANDS and utime:
             pointers.append((utime, 16))
         if not all(self.layout.safe(a, n) for a, n in pointers):
             self.skipped += 1  # would touch this process's own memory on the host
             return None
+        host_blocks = False
+        self._pi_deadline = None
+        if cmd in PI_COMMANDS:
+            verdict = self._pi_verdict(uaddr, op, utime)
+            if verdict == "skip":
+                return None
+            host_blocks = verdict == "blocks"
+            self._pi_ran = True
         self.calls += 1
         try:
             r = emu.task.syscall_futex_nb(uaddr, op, val, utime, uaddr2, val3)
         except Exception as exc:
-            return Mismatch(i, c, self.host(uaddr, op, val, utime, uaddr2, val3), exc, "raised")
+            got = "not run" if host_blocks else self.host(*args)
+            return Mismatch(i, c, got, exc, "raised")
         if isinstance(r, PendingWait):
             self.outcomes[describe_op(op), "blocks"] += 1
-            return self._blocked(emu, i, c, r, (uaddr, op, val, utime, uaddr2, val3))
+            if cmd in PI_COMMANDS:
+                return self._pi_blocked(emu, i, c, r, args, host_blocks)
+            return self._blocked(emu, i, c, r, args)
         self.outcomes[describe_op(op), r] += 1
         if r == -abi.ETIMEDOUT and cmd == abi.FUTEX_WAIT_BITSET and self._ambiguous(emu, utime, op):
             self.skipped += 1  # the emulated clock was advanced past this absolute deadline
             return None
-        got = self.host(uaddr, op, val, utime, uaddr2, val3)
+        if host_blocks:
+            assert self._pi_deadline is not None
+            clock_id, when = self._pi_deadline
+            if r == -abi.ETIMEDOUT and emu.clock.now(clock_id) >= when:
+                self.skipped += 1  # the emulated clock was advanced past this deadline
+                return None
+            return Mismatch(
+                i,
+                c,
+                "blocks (not run: the word names the peer, the timeout is in the future)",
+                r,
+                "return value",
+            )
+        got = self.host(*args)
         if got != r:
             return Mismatch(i, c, got, r, "return value")
         return None
+
+    def _pi_verdict(self, uaddr: int, op: int, utime: int) -> str:
+        """For a PI call: ``"run"`` (the host answers at once), ``"blocks"`` (a lock of
+        the peer's word with a timeout in the future: the host must not run it) or
+        ``"skip"`` (the word may name a task of the host's, or the lock would block for
+        good)."""
+        cmd = op & abi.FUTEX_CMD_MASK
+        if cmd not in PI_LOCK_COMMANDS:
+            return "run"  # UNLOCK_PI looks up no task
+        if op & abi.FUTEX_CLOCK_REALTIME and cmd != abi.FUTEX_LOCK_PI2:
+            return "run"  # ENOSYS (after the timeout, if any, was read)
+        word = self.layout.word_at(uaddr)
+        if word is None:
+            return "run"  # misaligned, or the host cannot set FUTEX_WAITERS: no lookup
+        tid = word & TID_MASK
+        if tid in (0, self.self_tid) or tid >= TASKLESS_TID_MIN:
+            return "run"
+        if tid != self.peer_tid:
+            self.skipped += 1
+            self.pi_unsafe += 1
+            return "skip"
+        if cmd == abi.FUTEX_TRYLOCK_PI:
+            return "run"  # EWOULDBLOCK
+        if not utime:
+            self.skipped += 1
+            self.pi_blocking += 1
+            return "skip"
+        ts = self.layout.read_timespec(utime)
+        if ts is False:
+            return "run"  # EFAULT
+        if ts is None:
+            self.skipped += 1
+            self.pi_blocking += 1
+            return "skip"
+        sec, nsec = ts
+        if sec < 0 or not 0 <= nsec < abi.NSEC_PER_SEC:
+            return "run"  # EINVAL
+        rt = cmd == abi.FUTEX_LOCK_PI or bool(op & abi.FUTEX_CLOCK_REALTIME)
+        now = time.time_ns() if rt else time.monotonic_ns()
+        when = ktime_of(sec, nsec)
+        if when < now:
+            return "run"  # ETIMEDOUT
+        self._pi_deadline = (ClockId.REALTIME if rt else ClockId.MONOTONIC, when)
+        return "blocks"
 
     def _ambiguous(self, emu: Emulated, utime: int, op: int) -> bool:
         """Whether the absolute deadline at ``utime`` has passed on the emulated clock but
@@ -866,7 +1202,82 @@ class Differ:
         if not pending.done():
             return Mismatch(i, c, want_end, "still blocked", f"ending the wait by {end}")
         if pending.result() != want_end or emu.task.blocked is not None:
+            return Mismatch(i, c, want_end, pending.result(), f"ending the wait by {end}: result")
+        return None
+
+    def _pi_blocked(
+        self,
+        emu: Emulated,
+        i: int,
+        c: Call,
+        pending: PendingWait,
+        args: tuple[int, int, int, int, int, int],
+        host_blocks: bool,
+    ) -> Mismatch | None:
+        """The emulated PI lock blocked.  If the host would block too (``host_blocks``),
+        prove it with an expired timeout (ETIMEDOUT: the word named a live owner), check
+        the deadline's clock, that a signal restarts the wait, and end it; else report
+        what the host answers."""
+        uaddr, op, val, utime, uaddr2, val3 = args
+        if not host_blocks:
+            got = self.host(*args)
+            pending.kill()
+            return Mismatch(i, c, got, "blocks", "return value")
+        expired = self.host(uaddr, op, val, self.layout.expired, uaddr2, val3)
+        if expired != -abi.ETIMEDOUT:
+            pending.kill()
             return Mismatch(
-                i, c, want_end, pending.result(), f"ending the wait by {end}: result"
+                i,
+                c,
+                f"does not block (expired timeout -> {expired!r})",
+                "blocks",
+                "blocking: host probe expects ETIMEDOUT",
             )
+        # the deadline, as read before the call (the word may lie in the timespec)
+        want_deadline = self._pi_deadline
+        assert want_deadline is not None
+        if pending.deadline != want_deadline:
+            pending.kill()
+            return Mismatch(i, c, want_deadline, pending.deadline, "blocking: deadline")
+        # A signal restarts a PI lock (ERESTARTNOINTR): the whole call again, so the timeout
+        # is read again, and the first attempt may have changed it (setting FUTEX_WAITERS in
+        # a word that lies in the timespec).
+        emu.task.interrupt(handler=True)
+        clock_id, when = want_deadline
+        ts = self.layout.read_timespec(utime)
+        assert isinstance(ts, tuple)
+        sec, nsec = ts
+        if sec < 0 or not 0 <= nsec < abi.NSEC_PER_SEC:
+            want_restart: object = -abi.EINVAL
+        elif ktime_of(sec, nsec) <= emu.clock.now(clock_id):
+            want_restart = -abi.ETIMEDOUT
+        else:
+            when = ktime_of(sec, nsec)
+            want_restart = ("still blocked", (clock_id, when))
+        got_restart = pending.result() if pending.done() else ("still blocked", pending.deadline)
+        if got_restart != want_restart:
+            if not pending.done():
+                pending.kill()
+            return Mismatch(
+                i,
+                c,
+                want_restart,
+                got_restart,
+                "blocking: after a signal (ERESTARTNOINTR: the call runs again, timeout "
+                f"read again: {{{sec}, {nsec}}})",
+            )
+        if pending.done():
+            return None
+        need = when - emu.clock.now(clock_id)
+        if not c.interrupt and 0 <= need <= MAX_PI_ADVANCE_NS:
+            emu.clock.advance(need)
+            end, want_end = "advance", -abi.ETIMEDOUT
+        else:
+            pending.kill()
+            end, want_end = "kill", -abi.EINTR
+        if not pending.done():
+            pending.kill()
+            return Mismatch(i, c, want_end, "still blocked", f"ending the wait by {end}")
+        if pending.result() != want_end or emu.task.blocked is not None:
+            return Mismatch(i, c, want_end, pending.result(), f"ending the wait by {end}: result")
         return None

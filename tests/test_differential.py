@@ -4,7 +4,13 @@ The same single-task call sequences run on both, over the same mappings at the s
 addresses (see ``differential_support``), and every return value and every readable page
 must agree after every step.  Hypothesis generates the sequences, valid and invalid
 arguments alike; explicit tests walk every command x PRIVATE x CLOCK_REALTIME combination.
-PI commands are out of scope here (the emulator answers ENOSYS for them for now).
+
+PI commands (LOCK_PI, UNLOCK_PI, TRYLOCK_PI, LOCK_PI2) are in: their words name the caller
+(EDEADLK, UNLOCK_PI's 0), nobody (0: the lock is taken), the peer thread (TRYLOCK_PI's
+EWOULDBLOCK, LOCK_PI's timeout) or tids no task can have (ESRCH), with FUTEX_WAITERS and
+FUTEX_OWNER_DIED in any combination; the harness skips a PI lock whose word could name any
+other task of the host's.  Requeue-PI (WAIT_REQUEUE_PI, CMP_REQUEUE_PI) is still out: the
+emulator answers ENOSYS for it.
 """
 
 from __future__ import annotations
@@ -22,11 +28,16 @@ if not _hostfutex.available():  # pragma: no cover - other hosts
 from differential_support import (
     LAST_SLOT_OFFSET,
     LAYOUT,
+    NO_TASK_TIDS,
     NSLOTS,
     PAGE,
     PAGE_INDEX,
     PALETTE,
+    PI_COMMANDS,
+    PI_UNALIGNED,
+    PI_WORDS,
     SLOT,
+    TASKLESS_TID_MIN,
     U32,
     U64,
     At,
@@ -36,6 +47,7 @@ from differential_support import (
     Mismatch,
     Step,
     Store,
+    TidWord,
     host_layout,
 )
 from hypothesis import HealthCheck, given, settings
@@ -46,6 +58,10 @@ from futex.linux import abi
 P = PAGE_INDEX
 PRIVATE = abi.FUTEX_PRIVATE_FLAG
 CLOCK_RT = abi.FUTEX_CLOCK_REALTIME
+WAITERS = abi.FUTEX_WAITERS
+OWNER_DIED = abi.FUTEX_OWNER_DIED
+LOCK_PI, UNLOCK_PI = abi.FUTEX_LOCK_PI, abi.FUTEX_UNLOCK_PI
+TRYLOCK_PI, LOCK_PI2 = abi.FUTEX_TRYLOCK_PI, abi.FUTEX_LOCK_PI2
 
 # -- the harness, once per module ---------------------------------------------------------
 
@@ -66,6 +82,7 @@ def check(differ: Differ, steps: list[Step]) -> None:
 #
 # Weights go through ``weighted``: Hypothesis flattens nested ``one_of`` and merges equal
 # branches, so repeating a branch does not weight it.
+
 
 def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
     """One of the strategies, picked with the given integer weights."""
@@ -207,12 +224,10 @@ slot_ptrs = weighted(
 )
 #: utime: a timespec pointer for WAIT / WAIT_BITSET, a count (val2) for the others.
 utimes = weighted((2, st.just(0)), (3, slot_ptrs), (1, addrs), (1, registers))
-small_counts = weighted(
-    (3, st.integers(0, 3)), (1, st.sampled_from([U32, 0x7FFFFFFF, 0x80000000]))
-)
+small_counts = weighted((3, st.integers(0, 3)), (1, st.sampled_from([U32, 0x7FFFFFFF, 0x80000000])))
 
-#: Commands: everything but PI, weighted towards the ones with most to check.
-COMMANDS = (
+#: Commands but PI ones, weighted towards the ones with most to check.
+OTHER_COMMANDS = (
     [abi.FUTEX_WAIT] * 4
     + [abi.FUTEX_WAIT_BITSET] * 4
     + [abi.FUTEX_WAKE] * 2
@@ -222,6 +237,10 @@ COMMANDS = (
     + [abi.FUTEX_WAKE_OP] * 4
     + [abi.FUTEX_FD, 14, 15]
 )
+#: PI commands (requeue-PI is not implemented yet: it stays out).
+PI_CMDS = [LOCK_PI] * 3 + [LOCK_PI2] * 3 + [TRYLOCK_PI] * 2 + [UNLOCK_PI] * 3
+#: Every command.
+COMMANDS = OTHER_COMMANDS + [LOCK_PI, UNLOCK_PI, TRYLOCK_PI, LOCK_PI2] * 2
 BITSET_CMDS = (abi.FUTEX_WAIT_BITSET, abi.FUTEX_WAKE_BITSET)
 flag_sets = st.sampled_from([0, PRIVATE, CLOCK_RT, PRIVATE | CLOCK_RT])
 #: Bits above the command and flags: any of them makes the command unknown (never PI).
@@ -257,41 +276,155 @@ def wild_calls(commands: list[int]) -> st.SearchStrategy[Call]:
     )
 
 
-@st.composite
-def plausible_calls(draw: st.DrawFn, commands: list[int]) -> Call:
-    """Calls that mostly get far: the command decides what each argument is drawn from,
-    and each is a good one more often than not (never always)."""
-    cmd = draw(st.sampled_from(commands))
-    if cmd in BITSET_CMDS:
-        flags = flag_sets
-    else:
-        flags = weighted((4, st.sampled_from([0, PRIVATE])), (1, flag_sets))
-    op = draw(ops([cmd], odd=1, flags=flags))
-    uaddr = draw(some_addrs)
-    current = st.builds(Current, st.just(uaddr))
+# -- PI words and calls ----------------------------------------------------------------------
+
+pi_bits = st.sampled_from([0, WAITERS, OWNER_DIED, WAITERS | OWNER_DIED])
+no_task_tids = weighted(
+    (3, st.sampled_from(NO_TASK_TIDS)),
+    (1, st.integers(TASKLESS_TID_MIN, abi.FUTEX_TID_MASK)),
+)
+#: PI word values: the caller, the peer, a tid of no task, or nobody (0), with any bits
+#: above the tid; sometimes anything (the harness skips a lock whose word might name a
+#: task of the host's).
+pi_values = weighted(
+    (3, st.builds(TidWord, st.just("self"), pi_bits)),
+    (2, st.builds(TidWord, st.just("peer"), pi_bits)),
+    (2, st.tuples(no_task_tids, pi_bits).map(lambda t: t[0] | t[1])),
+    (2, pi_bits),
+    (1, u32s),
+)
+#: Writable pages PI words are stored in (sampled_from keeps repeats), and where.
+PI_STORE_PAGES = (
+    ["PRIV_RW"] * 3
+    + ["SHARED_RW"] * 3
+    + ["FILE_SHARED_RW", "FILE_PRIV_RW", "FILE_PRIV_ALIAS_RW", "EOF_SHARED"]
+    + ["WRITE_ONLY_PRIV", "WRITE_ONLY_SHARED", "TIMESPEC"]
+)
+#: 0x7FC: file C's last word (in EOF_SHARED); 0x900: past its EOF, in the same page.
+PI_OFFSETS = (0, 4, 8, 0x40, 0x7FC, 0x900)
+#: Pages followed by a writable page: a word stored at PAGE - 3 .. PAGE - 1 straddles.
+STRADDLE_PAGES = ("PRIV_RW", "WRITE_ONLY_PRIV")
+#: Words of the read-only PI pages: each of PI_WORDS, the unaligned ones, and a read
+#: straddling into the next page (PI_PRIV_RO -> PI_SHARED_RO -> HOLE_END).
+PI_RO_OFFSETS = (
+    tuple(4 * i for i in range(len(PI_WORDS)))
+    + tuple(off for off, _ in PI_UNALIGNED)
+    + (0x102, 0x103, PAGE - 2)
+)
+pi_ro_addrs = st.builds(
+    At,
+    st.sampled_from(["PI_PRIV_RO", "PI_SHARED_RO"]).map(P.__getitem__),
+    st.sampled_from(PI_RO_OFFSETS),
+)
+pi_store_addrs = st.builds(
+    At, st.sampled_from(PI_STORE_PAGES).map(P.__getitem__), st.sampled_from(PI_OFFSETS)
+)
+pi_stores = st.builds(Store, pi_store_addrs, pi_values)
+#: Where PI calls go when not at a word just stored.
+pi_addrs = weighted((4, pi_store_addrs), (2, pi_ro_addrs), (1, some_addrs), (1, addrs))
+
+
+def _cmd_flags(cmd: int) -> st.SearchStrategy[int]:
+    """FUTEX_CLOCK_REALTIME mostly where it is valid (the others answer ENOSYS)."""
+    if cmd in BITSET_CMDS or cmd == LOCK_PI2:
+        return flag_sets
+    if cmd in PI_COMMANDS:
+        return weighted((5, st.sampled_from([0, PRIVATE])), (1, flag_sets))
+    return weighted((4, st.sampled_from([0, PRIVATE])), (1, flag_sets))
+
+
+#: Strategies built once (drawing from a fresh strategy costs a validation each time).
+CMD_OPS = {cmd: ops([cmd], odd=1, flags=_cmd_flags(cmd)) for cmd in set(COMMANDS)}
+choice_3_1 = st.sampled_from([True, True, True, False])
+wait_utimes = weighted((2, st.just(0)), (4, slot_ptrs), (1, addrs))
+count_utimes = weighted((3, small_counts), (1, registers), (1, addrs))
+count_vals = weighted((3, small_counts), (1, registers))
+wake_op_val3s = weighted((3, futex_ops), (1, val3s))
+requeue_val3s = weighted((1, st.builds(Current, some_addrs)), (1, val3s))
+bitset_val3s = weighted(
+    (3, st.just(abi.FUTEX_BITSET_MATCH_ANY)),
+    (1, st.sampled_from([1, 2, 0x80000000])),
+    (1, st.just(0)),
+    (1, val3s),
+)
+pi_lock_utimes = weighted((1, st.just(0)), (5, slot_ptrs), (1, addrs), (1, registers))
+pi_other_utimes = weighted((2, small_counts), (1, slot_ptrs), (1, registers))
+#: uaddr2: 0, the word itself, or another
+pi_uaddr2_kinds = st.sampled_from([0, 0, 1, 2])
+
+
+def pi_call(draw: st.DrawFn, cmd: int, uaddr: At | int) -> Call:
+    """A PI call at ``uaddr``: timeouts for the locks (absolute: mostly slots, valid or
+    not), garbage in the arguments PI commands ignore."""
+    op = draw(CMD_OPS[cmd])
+    utime = draw(pi_lock_utimes if cmd in (LOCK_PI, LOCK_PI2) else pi_other_utimes)
+    val = draw(count_vals)
+    kind = draw(pi_uaddr2_kinds)
+    uaddr2 = uaddr if kind == 1 else draw(some_addrs) if kind == 2 else 0
+    val3 = draw(val3s)
+    return Call(uaddr, op, val, utime, uaddr2, val3, interrupt=draw(st.booleans()))
+
+
+def plausible_call(draw: st.DrawFn, cmd: int, uaddr: At | int | None = None) -> Call:
+    """A call that mostly gets far: the command decides what each argument is drawn from,
+    and each is a good one more often than not (never always).  ``uaddr``: the word."""
+    if cmd in PI_COMMANDS:
+        return pi_call(draw, cmd, draw(pi_addrs) if uaddr is None else uaddr)
+    op = draw(CMD_OPS[cmd])
+    if uaddr is None:
+        uaddr = draw(some_addrs)
     if cmd in (abi.FUTEX_WAIT, abi.FUTEX_WAIT_BITSET):
-        val: int | Current = draw(weighted((3, current), (1, registers)))
-        utime: At | int = draw(weighted((2, st.just(0)), (4, slot_ptrs), (1, addrs)))
+        val: int | Current = Current(uaddr) if draw(choice_3_1) else draw(registers)
+        utime: At | int = draw(wait_utimes)
     else:
-        val = draw(weighted((3, small_counts), (1, registers)))
-        utime = draw(weighted((3, small_counts), (1, registers), (1, addrs)))
-    uaddr2 = draw(weighted((1, st.just(uaddr)), (3, some_addrs)))
+        val = draw(count_vals)
+        utime = draw(count_utimes)
+    uaddr2 = uaddr if not draw(choice_3_1) else draw(some_addrs)
     if cmd == abi.FUTEX_WAKE_OP:
-        val3: int | Current = draw(weighted((3, futex_ops), (1, val3s)))
+        val3: int | Current = draw(wake_op_val3s)
     elif cmd == abi.FUTEX_CMP_REQUEUE:
-        val3 = draw(weighted((3, current), (1, st.builds(Current, some_addrs)), (1, val3s)))
-    elif cmd in BITSET_CMDS:
-        val3 = draw(
-            weighted(
-                (3, st.just(abi.FUTEX_BITSET_MATCH_ANY)),
-                (1, st.sampled_from([1, 2, 0x80000000])),
-                (1, st.just(0)),
-                (1, val3s),
-            )
+        val3 = (
+            Current(uaddr)
+            if draw(st.sampled_from([True] * 3 + [False] * 2))
+            else draw(requeue_val3s)
         )
+    elif cmd in BITSET_CMDS:
+        val3 = draw(bitset_val3s)
     else:
         val3 = draw(val3s)
     return Call(uaddr, op, val, utime, uaddr2, val3, interrupt=draw(st.booleans()))
+
+
+@st.composite
+def plausible_calls(draw: st.DrawFn, commands: list[int]) -> Call:
+    return plausible_call(draw, draw(st.sampled_from(commands)))
+
+
+@st.composite
+def pi_calls(draw: st.DrawFn) -> Call:
+    return pi_call(draw, draw(st.sampled_from(PI_CMDS)), draw(pi_addrs))
+
+
+@st.composite
+def pi_chunks(draw: st.DrawFn) -> list[Step]:
+    """A PI word stored (sometimes unaligned, or straddling two pages), then one to three
+    calls at it or at the aligned word around it: PI calls mostly, other commands too."""
+    page = draw(st.sampled_from(PI_STORE_PAGES))
+    off = draw(st.sampled_from(PI_OFFSETS))
+    if draw(st.sampled_from([False] * 5 + [True])):
+        if page in STRADDLE_PAGES and draw(st.booleans()):
+            off = PAGE - 4
+        off += draw(st.sampled_from([1, 2, 3]))
+    addr = At(P[page], off)
+    steps: list[Step] = [Store(addr, draw(pi_values))]
+    aligned = At(addr.page, addr.off & ~3)
+    for _ in range(draw(st.integers(1, 3))):
+        target = aligned if draw(st.booleans()) else addr
+        if draw(st.sampled_from([True] * 4 + [False])):
+            steps.append(pi_call(draw, draw(st.sampled_from(PI_CMDS)), target))
+        else:
+            steps.append(plausible_call(draw, draw(st.sampled_from(OTHER_COMMANDS)), target))
+    return steps
 
 
 def calls(commands: list[int]) -> st.SearchStrategy[Call]:
@@ -309,7 +442,7 @@ STORE_PAGES = [
     "WRITE_ONLY_PRIV",
     "WRITE_ONLY_SHARED",
 ]
-stores = st.builds(
+plain_stores = st.builds(
     Store,
     st.builds(
         At,
@@ -321,10 +454,24 @@ stores = st.builds(
     ),
     u32s,
 )
+stores = weighted((3, plain_stores), (1, pi_stores))
 
 
 def sequences(commands: list[int], max_size: int = 12) -> st.SearchStrategy[list[Step]]:
     return st.lists(weighted((3, calls(commands)), (1, stores)), min_size=2, max_size=max_size)
+
+
+def pi_sequences(max_chunks: int = 4) -> st.SearchStrategy[list[Step]]:
+    """A PI chunk, then up to ``max_chunks`` more chunks, PI calls, stores, any calls."""
+    more = weighted(
+        (4, pi_chunks()),
+        (2, pi_calls().map(lambda c: [c])),
+        (1, stores.map(lambda s: [s])),
+        (2, calls(COMMANDS).map(lambda c: [c])),
+    )
+    return st.tuples(pi_chunks(), st.lists(more, max_size=max_chunks)).map(
+        lambda t: [step for chunk in (t[0], *t[1]) for step in chunk]
+    )
 
 
 FUZZ = settings(
@@ -351,10 +498,21 @@ def test_random_wake_op_and_cmp_requeue(differ: Differ, steps: list[Step]) -> No
     check(differ, steps)
 
 
+#: Sequences of test_random_pi_sequences; each has a PI call (unless the harness skipped
+#: them all, which the coverage test below bounds).
+PI_EXAMPLES = 2200
+
+
+@settings(FUZZ, max_examples=PI_EXAMPLES)
+@given(steps=pi_sequences())
+def test_random_pi_sequences(differ: Differ, steps: list[Step]) -> None:
+    check(differ, steps)
+
+
 def test_random_sequences_reached_deep_paths(differ: Differ) -> None:
     """The generated calls got past the argument checks often enough: every outcome a
     single task can see showed up (runs after the tests above, on the same harness)."""
-    if differ.calls < 5000:
+    if differ.calls < 5000 or differ.sequences < (2800 + PI_EXAMPLES) * 9 // 10:
         pytest.skip("the random sequence tests did not run (or not all of them)")
     seen: dict[str, set[object]] = {}
     for (name, result), _ in differ.outcomes.items():
@@ -365,13 +523,28 @@ def test_random_sequences_reached_deep_paths(differ: Differ) -> None:
         assert {0, -abi.EFAULT, -abi.EINVAL, -abi.ENOSYS} <= seen[name], (name, seen[name])
     assert -abi.EAGAIN in seen["CMP_REQUEUE"], seen["CMP_REQUEUE"]
     assert seen["FD"] == {-abi.ENOSYS}, seen["FD"]
+    # PI: at least 2,000 sequences ran PI calls on both sides, and every outcome a
+    # single task (and the idle peer) can see showed up
+    assert differ.pi_sequences >= 2000, (differ.pi_sequences, differ.pi_unsafe)
+    pi_common = {0, -abi.EINVAL, -abi.EFAULT}
+    locks = pi_common | {-abi.EDEADLK, -abi.ESRCH, -abi.ETIMEDOUT, "blocks"}
+    assert locks <= seen["LOCK_PI"], seen["LOCK_PI"]
+    assert -abi.ENOSYS in seen["LOCK_PI"], seen["LOCK_PI"]  # with CLOCK_REALTIME
+    assert locks <= seen["LOCK_PI2"], seen["LOCK_PI2"]
+    trylock = pi_common | {-abi.EDEADLK, -abi.ESRCH, -abi.EWOULDBLOCK, -abi.ENOSYS}
+    assert trylock <= seen["TRYLOCK_PI"], seen["TRYLOCK_PI"]
+    unlock = pi_common | {-abi.EPERM, -abi.ENOSYS}
+    assert unlock <= seen["UNLOCK_PI"], seen["UNLOCK_PI"]
+    pi_seen = set().union(*(seen[n] for n in ("LOCK_PI", "LOCK_PI2", "TRYLOCK_PI", "UNLOCK_PI")))
+    every = {0, -abi.EDEADLK, -abi.ESRCH, -abi.EPERM, -abi.EAGAIN, -abi.EINVAL, -abi.EFAULT}
+    assert every <= pi_seen, pi_seen
 
 
 # -- every command x flag combination, explicitly ------------------------------------------
 
-PI = abi.PI_COMMANDS
+REQUEUE_PI = (abi.FUTEX_WAIT_REQUEUE_PI, abi.FUTEX_CMP_REQUEUE_PI)  # not implemented yet
 UNKNOWN_COMMANDS = (16, 0x7F, 0x200, 0x7FFFFE7F, 0xFFFFFE7F)
-ALL_COMMANDS = [c for c in range(16) if c not in PI] + list(UNKNOWN_COMMANDS)
+ALL_COMMANDS = [c for c in range(16) if c not in REQUEUE_PI] + list(UNKNOWN_COMMANDS)
 
 
 def ts(name: str) -> At:
@@ -386,6 +559,10 @@ def word(page: str, off: int = 0) -> At:
 PRIV0 = word("PRIV_RW", 0)  # holds 0
 SHARED1 = word("SHARED_RW", 4)  # holds PALETTE[3] = 0xffffffff
 GOOD_OP = abi.FUTEX_OP(abi.FUTEX_OP_ADD, 1, abi.FUTEX_OP_CMP_EQ, 0)
+#: FUTEX_WAKE_OP: word |= 1 << 31 (FUTEX_WAITERS)
+SET_WAITERS_OP = abi.FUTEX_OP(
+    abi.FUTEX_OP_OR | abi.FUTEX_OP_OPARG_SHIFT, 31, abi.FUTEX_OP_CMP_EQ, 0
+)
 
 
 def argument_sets(op: int) -> list[tuple[str, list[Step]]]:
@@ -469,6 +646,161 @@ def argument_sets(op: int) -> list[tuple[str, list[Step]]]:
     ]
 
 
+SELF, PEER = TidWord("self"), TidWord("peer")
+#: PI word values for the explicit cases.
+PI_CASE_VALUES: tuple[tuple[str, int | TidWord], ...] = (
+    ("zero", 0),
+    ("waiters", WAITERS),
+    ("owner-died", OWNER_DIED),
+    ("waiters-owner-died", WAITERS | OWNER_DIED),
+    ("self", SELF),
+    ("self-waiters", TidWord("self", WAITERS)),
+    ("self-owner-died", TidWord("self", OWNER_DIED)),
+    ("self-all", TidWord("self", WAITERS | OWNER_DIED)),
+    ("no-task", NO_TASK_TIDS[0]),
+    ("no-task-waiters", NO_TASK_TIDS[0] | WAITERS),
+    ("no-task-max-all", abi.FUTEX_TID_MASK | WAITERS | OWNER_DIED),
+    ("no-task-min-owner-died", TASKLESS_TID_MIN | OWNER_DIED),
+    ("peer", PEER),
+    ("peer-waiters", TidWord("peer", WAITERS)),
+    ("peer-all", TidWord("peer", WAITERS | OWNER_DIED)),
+)
+#: Writable words for the explicit PI cases (private and shared keys alike).
+PI_CASE_WORDS = (
+    ("priv-anon", word("PRIV_RW", 0x20)),
+    ("shared-anon", word("SHARED_RW", 0x20)),
+    ("file-shared", word("FILE_SHARED_RW", 0x24)),
+    ("file-priv-cow", word("FILE_PRIV_RW", 0x28)),
+    ("past-eof-in-page", word("EOF_SHARED", 0x900)),
+    ("write-only", word("WRITE_ONLY_SHARED", 0x2C)),
+)
+PI_TIMEOUT_SLOTS = (
+    "zero",
+    "one_ns",
+    "mono_past",
+    "mono_future",
+    "rt_past",
+    "rt_future",
+    "rt_year",
+    "ktime_sec_max",
+    "s64_max_sec",
+    "neg_sec",
+    "neg_nsec",
+    "nsec_1e9",
+    "nsec_hi_bits",
+    "min_sec",
+)
+
+
+def pi_argument_sets(op: int) -> list[tuple[str, list[Step]]]:
+    """Cases for PI command ``op``; each is compared in full (none may be skipped)."""
+    cmd = op & abi.FUTEX_CMD_MASK
+    flags = op & (PRIVATE | CLOCK_RT)
+    lock = cmd in (LOCK_PI, LOCK_PI2)
+
+    def call(uaddr: At | int, utime: At | int = 0, op_: int = op, **kw: bool) -> Call:
+        return Call(uaddr, op_, 0, utime, 0, 0, **kw)
+
+    out: list[tuple[str, list[Step]]] = []
+    for wname, w in PI_CASE_WORDS:
+        for vname, v in PI_CASE_VALUES:
+            # a lock of the peer's word blocks: with an expired timeout it times out
+            expire = lock and isinstance(v, TidWord) and v.who == "peer"
+            utime = ts("zero") if expire or (lock and w.page >= P["FILE_SHARED_RW"]) else 0
+            out.append((f"{wname}-{vname}", [Store(w, v), call(w, utime)]))
+    for page in ("PI_PRIV_RO", "PI_SHARED_RO"):
+        for off in PI_RO_OFFSETS:
+            out.append((f"{page.lower()}+{off:#x}", [call(At(P[page], off))]))
+    # timeouts (read before anything else), the word naming the peer
+    pw = word("PRIV_RW", 0x30)
+    for slot in PI_TIMEOUT_SLOTS:
+        out.append((f"peer-timeout-{slot}", [Store(pw, PEER), call(pw, ts(slot))]))
+    for label, utime in (
+        ("hole", word("HOLE")),
+        ("straddle-fault", At(P["PRIV_RO"], PAGE - 8)),
+        ("straddle", At(P["TIMESPEC"], PAGE - 8)),
+        ("last-slot", At(P["TIMESPEC"], LAST_SLOT_OFFSET)),
+        ("null", 0x10),
+        ("kernel", 0xFFFF800000000000),
+    ):
+        out.append((f"peer-timeout-{label}", [Store(pw, PEER), call(pw, utime)]))
+    out.append(
+        (
+            "peer-timeout-rt-future-killed",
+            [Store(pw, PEER), call(pw, ts("rt_future"), interrupt=True)],
+        )
+    )
+    out.append(("no-task-timeout-fault", [Store(pw, NO_TASK_TIDS[0]), call(pw, word("HOLE"))]))
+    # the word inside the call's own timespec: setting FUTEX_WAITERS changes the timeout,
+    # which a restarted lock (after a signal) reads again
+    for label, woff in (("sec-high", 4), ("sec-low", 0)):
+        tw = word("TIMESPEC", 16 * SLOT["zero"] + woff)
+        out.append((f"peer-word-in-timespec-{label}", [Store(tw, PEER), call(tw, ts("zero"))]))
+    # unaligned words: UNLOCK_PI reads them (EPERM unless the caller's), then the key
+    m = word("PRIV_RW", 0x42)
+    for vname, v in (("self", SELF), ("self-waiters", TidWord("self", WAITERS))):
+        out.append((f"misaligned-{vname}", [Store(m, v), call(m)]))
+    out.append(("misaligned-no-task", [Store(m, NO_TASK_TIDS[0]), call(m)]))
+    out.append(("misaligned-peer", [Store(m, PEER), call(m, ts("zero"))]))
+    straddle = word("PRIV_RW", PAGE - 2)  # into TIMESPEC
+    out.append(("straddle-self", [Store(straddle, SELF), call(straddle)]))
+    wo = word("WRITE_ONLY_PRIV", PAGE - 1)  # into WRITE_ONLY_SHARED
+    out.append(("straddle-write-only-self", [Store(wo, SELF), call(wo)]))
+    out.append(("straddle-into-prot-none", [call(At(P["PRIV_RO"], PAGE - 2))]))
+    out.append(("misaligned-ro", [call(At(P["PRIV_RO"], 1))]))
+    # sequences: lock, relock, trylock, unlock (with the same flags, and the other key)
+    cw = word("SHARED_RW", 0x34)
+
+    def pi(c: int, f: int = flags) -> Call:
+        return call(cw, ts("zero") if c in (LOCK_PI, LOCK_PI2) else 0, c | f)
+
+    other = flags ^ PRIVATE
+    out.append(
+        (
+            "cycle",
+            [
+                Store(cw, 0),
+                call(cw, 0),
+                pi(LOCK_PI),
+                pi(LOCK_PI2),
+                pi(TRYLOCK_PI),
+                pi(UNLOCK_PI),
+                pi(UNLOCK_PI),
+                pi(TRYLOCK_PI),
+                pi(UNLOCK_PI),
+                call(cw, 0),
+            ],
+        )
+    )
+    out.append(
+        (
+            "cycle-other-key",
+            [Store(cw, OWNER_DIED), call(cw, 0), pi(UNLOCK_PI, other), pi(LOCK_PI2, other)],
+        )
+    )
+    out.append(
+        (
+            "locked-then-other-commands",
+            [
+                Store(cw, WAITERS),
+                call(cw, 0),
+                Call(cw, abi.FUTEX_WAKE | flags, 1, 0, 0, 0),
+                Call(cw, abi.FUTEX_WAIT | flags, Current(cw), ts("one_ns"), 0, 0),
+                Call(cw, abi.FUTEX_CMP_REQUEUE | flags, 1, 1, PRIV0, Current(cw)),
+                Call(cw, abi.FUTEX_WAKE_OP | flags, 1, 1, cw, SET_WAITERS_OP),
+                call(cw, 0),
+            ],
+        )
+    )
+    out.append(
+        (
+            "trylock-peer-then-unlock",
+            [Store(cw, PEER), pi(TRYLOCK_PI), pi(UNLOCK_PI), call(cw, ts("zero"))],
+        )
+    )
+    return out
+
+
 def _combo_id(combo: tuple[int, int]) -> str:
     cmd, flags = combo
     name = abi.COMMAND_NAMES.get(cmd, f"cmd{cmd:#x}")
@@ -484,11 +816,19 @@ COMBOS = [(c, f) for c in ALL_COMMANDS for f in (0, PRIVATE, CLOCK_RT, PRIVATE |
 def test_every_command_and_flag(differ: Differ, combo: tuple[int, int]) -> None:
     cmd, flags = combo
     op = cmd | flags
-    failures: list[tuple[str, Mismatch]] = []
+    failures: list[tuple[str, Mismatch | str]] = []
     for label, steps in argument_sets(op):
         bad = differ.run(steps)
         if bad is not None:
             failures.append((label, bad))
+    if cmd in PI_COMMANDS:
+        for label, steps in pi_argument_sets(op):
+            skipped = differ.skipped
+            bad = differ.run(steps)
+            if bad is not None:
+                failures.append((label, bad))
+            elif differ.skipped != skipped:
+                failures.append((label, f"harness: a call was skipped\n  {steps}"))
     if failures:
         report = "\n".join(f"[{label}] {bad}" for label, bad in failures)
         pytest.fail(f"{len(failures)} disagreement(s):\n{report}", pytrace=False)
@@ -508,10 +848,8 @@ def collect(n: int) -> int:
     with host_layout() as (layout, watchdog):
         differ = Differ(layout, watchdog)
 
-        @settings(
-            FUZZ, max_examples=n, database=None, phases=[Phase.generate], print_blob=False
-        )
-        @given(steps=sequences(COMMANDS))
+        @settings(FUZZ, max_examples=n, database=None, phases=[Phase.generate], print_blob=False)
+        @given(steps=weighted((1, sequences(COMMANDS)), (1, pi_sequences())))
         def run(steps: list[Step]) -> None:
             bad = differ.run(steps)
             if bad is not None:
@@ -522,7 +860,10 @@ def collect(n: int) -> int:
 
         run()
         for cmd, flags in COMBOS:
-            for label, steps in argument_sets(cmd | flags):
+            cases = argument_sets(cmd | flags)
+            if cmd in PI_COMMANDS:
+                cases += pi_argument_sets(cmd | flags)
+            for label, steps in cases:
                 bad = differ.run(steps)
                 if bad is not None:
                     bad.detail += f" [explicit case {_combo_id((cmd, flags))}/{label}]"

@@ -6,10 +6,12 @@ orders them — by priority, FIFO among equals.  The word protocol (TID, WAITERS
 OWNER_DIED) belongs to the personality; this module only knows tasks and priorities.
 
 Priorities are Linux's numbers: lower is more urgent; 0..99 are real-time, 100..139 are
-SCHED_OTHER (120 + nice).  A waiter boosts only as an RT task: a non-RT waiter counts as
-DEFAULT_PRIO (120) (``__waiter_prio``).  A task's effective priority is the most urgent of
-its own ``normal_prio`` and the top waiter of every PI state it owns
-(``rt_mutex_adjust_prio``); a change walks the chain owner -> lock the owner is blocked on
+SCHED_OTHER (120 + nice).  Waiters are *ordered* by ``__waiter_prio``: an RT task by its
+priority, every other task as DEFAULT_PRIO (120), so non-RT waiters queue FIFO whatever
+their nice value.  A task's effective priority is the most urgent of its own
+``normal_prio`` and the priority of the *task* at the top of every PI state it owns
+(``rt_mutex_setprio`` with ``__rt_effective_prio``: the top waiter's ``prio``, so a lone
+nice -10 waiter lends 110); a change walks the chain owner -> lock the owner is blocked on
 -> that lock's owner, as ``rt_mutex_adjust_prio_chain`` does.  Blocking on a lock whose
 owner chain leads back to the blocker is a deadlock (EDEADLK), detected by the same walk,
 as is a chain longer than ``MAX_LOCK_DEPTH``.
@@ -71,7 +73,7 @@ def waiter_prio(task: PiTask) -> int:
 class PiWaiter:
     """A task blocked on a :class:`PiState` (Linux ``rt_mutex_waiter``)."""
 
-    __slots__ = ("prio", "seq", "state", "task", "waiter")
+    __slots__ = ("owner_died", "prio", "seq", "state", "task", "waiter")
 
     def __init__(self, task: PiTask, state: PiState, seq: int) -> None:
         self.task = task
@@ -80,6 +82,8 @@ class PiWaiter:
         self.seq = seq
         #: The futex-queue waiter this PI wait goes with (set by the caller).
         self.waiter: Any = None
+        #: Handed the lock by a dying owner (``exit_pi_state_list``).
+        self.owner_died = False
 
     def order(self) -> tuple[int, int]:
         return self.prio, self.seq
@@ -185,8 +189,8 @@ class PiDomain:
         prio = task.normal_prio
         for state in task.pi_states:
             top = state.top()
-            if top is not None and top.prio < prio:
-                prio = top.prio
+            if top is not None and top.task.prio < prio:
+                prio = top.task.prio
         return prio
 
     def _insert(self, state: PiState, w: PiWaiter) -> None:
@@ -211,14 +215,13 @@ class PiDomain:
             w = cur.pi_blocked_on
             if w is None:
                 return
-            new = waiter_prio(cur)
-            if new == w.prio:
-                return
             state = w.state
-            state.waiters.remove(w)
-            w.prio = new
-            self._insert(state, w)
-            cur = state.owner
+            new = waiter_prio(cur)
+            if new != w.prio:  # its place among the waiters moves
+                state.waiters.remove(w)
+                w.prio = new
+                self._insert(state, w)
+            cur = state.owner  # the owner may lend this task's new priority on
 
     def check_task(self, task: Any) -> None:
         """Assert the PI invariants of ``task``: its priority is what its states imply,

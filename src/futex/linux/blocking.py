@@ -82,6 +82,7 @@ class PendingWait:
         "_clock",
         "_event",
         "_lock",
+        "_rearm",
         "_request",
         "_result",
         "_signal",
@@ -109,6 +110,7 @@ class PendingWait:
         self._timer: Timer | None = None
         self._timed_out = False
         self._signal: tuple[bool, bool] | None = None
+        self._rearm = False  # a restart changed the deadline: arm a new timer
 
     def __repr__(self) -> str:
         state = "pending" if self._result is None else f"done({self._result})"
@@ -256,7 +258,22 @@ class PendingWait:
 
     def _restart_locked(self) -> int | None:
         """Run the wait again from its value check, keeping the absolute deadline; return
-        a result, or ``None`` when queued again."""
+        a result, or ``None`` when queued again.
+
+        A request restarted from scratch (ERESTARTNOINTR: the whole system call runs
+        again) may re-read its timeout through ``refresh_deadline()``, which returns the
+        new deadline or a result (a timespec that is now bad)."""
+        refresh = getattr(self._request, "refresh_deadline", None)
+        if refresh is not None:
+            got = refresh()
+            if isinstance(got, int):
+                return got
+            if got != self.deadline:
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                self.deadline = got
+                self._rearm = got is not None
         result = self._request.prepare(self._on_wake)
         if result is not None or self.deadline is None:
             return result
@@ -279,5 +296,18 @@ class PendingWait:
         return callbacks or []
 
     def _run(self, callbacks: list[Callable[[PendingWait], None]]) -> None:
+        """After an event, with no lock held: run the done callbacks, or arm the timer of
+        a restart that changed the deadline."""
         for fn in callbacks:
             fn(self)
+        if self._rearm:
+            with self._lock:
+                deadline = self.deadline if self._rearm and self._result is None else None
+                self._rearm = False
+            if deadline is not None:
+                timer = self._clock.call_at(deadline[0], deadline[1], self._on_timeout)
+                with self._lock:
+                    if self._result is None and self.deadline == deadline:
+                        self._timer = timer
+                        return
+                timer.cancel()

@@ -1,11 +1,40 @@
-"""What task exit and exec do for futexes (Linux ``futex_exit_release`` / ``mm_release``).
+"""What task exit and exec do for futexes (Linux ``exit_mm_release`` / ``exec_mm_release``).
 
-(Placeholder: implemented by the robust-list work of the PI/robust issue.)
+Linux, ``kernel/fork.c`` and ``kernel/futex/core.c``::
+
+    exit_mm_release(tsk, mm):  futex_exit_release(tsk); mm_release(tsk, mm)
+    exec_mm_release(tsk, mm):  futex_exec_release(tsk); mm_release(tsk, mm)
+
+Both futex halves run ``futex_cleanup``: the robust list is walked
+(:func:`futex.linux.robust.exit_robust_list`) and the head set to NULL, then the PI futexes
+the task still owns are handed on (:func:`futex.linux.pi.exit_pi_state_list`).  Exit and
+exec differ only in the task's futex state afterwards (DEAD or OK again): after exec the
+task lives on with no robust list.
+
+``mm_release`` then does CLONE_CHILD_CLEARTID (the address ``set_tid_address`` or clone
+recorded): if the address space has other users (``mm_users > 1``), store 0 there (a 4-byte
+``put_user``, faults ignored) and wake one waiter with a *shared* FUTEX_WAKE (``do_futex``
+without FUTEX_PRIVATE_FLAG; errors ignored) -- how ``pthread_join`` learns a thread has
+gone.  Either way the address is forgotten.  The last user of an address space stores
+nothing: nobody is left to look (measured on the host: a single-threaded child's
+``set_tid_address`` word in MAP_SHARED memory keeps its value after ``_exit``; a thread's
+becomes 0).  ``mm_users`` is modelled as the number of live tasks of the process, the
+exiting one included: the emulation has no other ways to share an ``mm`` (``CLONE_VM``
+without ``CLONE_THREAD``, ``vfork``) nor transient references to one.
+
+Not modelled: the futex state machine (OK -> EXITING -> DEAD under ``futex_exit_mutex``)
+that makes a concurrent FUTEX_LOCK_PI wait for, or give up on, an exiting owner; that
+belongs with the PI work.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
+
+from futex.linux.pi import exit_pi_state_list
+from futex.linux.robust import exit_robust_list, put_user, wake_shared_one
+from futex.memory import MemoryFault
 
 if TYPE_CHECKING:
     from futex.linux.kernel import Task
@@ -13,9 +42,44 @@ if TYPE_CHECKING:
 __all__ = ["exec_futex", "exit_futex"]
 
 
+def futex_cleanup(task: Task) -> None:
+    """Linux ``futex_cleanup``: walk and drop the robust list, then hand on PI futexes."""
+    if task.robust_list:
+        exit_robust_list(task)
+        task.robust_list = 0
+    exit_pi_state_list(task)
+
+
+def mm_release(task: Task) -> None:
+    """The CLONE_CHILD_CLEARTID part of Linux ``mm_release``."""
+    addr = task.clear_child_tid
+    if not addr:
+        return
+    if _mm_users(task) > 1:
+        # "if userspace has not set up a proper pointer then tough luck"
+        with contextlib.suppress(MemoryFault):
+            put_user(task.process.space, addr, b"\0\0\0\0")
+        wake_shared_one(task, addr)
+    task.clear_child_tid = 0
+
+
+def _mm_users(task: Task) -> int:
+    return sum(1 for t in list(task.process.tasks.values()) if t.alive)
+
+
 def exit_futex(task: Task) -> None:
     """Futex cleanup of an exiting task: robust list, PI state, CLONE_CHILD_CLEARTID."""
+    futex_cleanup(task)
+    mm_release(task)
 
 
 def exec_futex(task: Task) -> None:
-    """Futex cleanup at exec: the same as exit, but the task lives on."""
+    """Futex cleanup at exec: the same as exit, but the task lives on.
+
+    To be called once the other tasks of the process are gone (``de_thread``) and before
+    the address space is replaced: the robust list is walked in the old memory and cleared,
+    PI futexes are handed on, and the CLONE_CHILD_CLEARTID address is forgotten (stored to
+    and woken only if the old address space still has other users).
+    """
+    futex_cleanup(task)
+    mm_release(task)

@@ -103,14 +103,22 @@ class PiLockRequest:
 
     restart_code = abi.ERESTARTNOINTR
 
-    __slots__ = ("private", "task", "trylock", "uaddr", "waiter")
+    __slots__ = ("op", "private", "task", "trylock", "uaddr", "utime", "waiter")
 
-    def __init__(self, task: Task, uaddr: int, private: bool, trylock: bool) -> None:
+    def __init__(
+        self, task: Task, uaddr: int, private: bool, trylock: bool, op: int = 0, utime: int = 0
+    ) -> None:
         self.task = task
         self.uaddr = uaddr
         self.private = private
         self.trylock = trylock
+        self.op = op
+        self.utime = utime
         self.waiter: Waiter | None = None
+
+    def refresh_deadline(self) -> Deadline | int | None:
+        """ERESTARTNOINTR runs the system call again: its timeout is read again."""
+        return reread_timeout(self.task, self.op, self.utime)
 
     # -- Request protocol ---------------------------------------------------------------------
 
@@ -172,6 +180,15 @@ class PiLockRequest:
             if isinstance(got, int):
                 return 0 if got == 1 else got
             state = got
+            if state.owner is task:
+                # Row [6] reached by the state's own owner (the word lost its TID):
+                # rt_mutex_futex_trylock fails on our own rt_mutex and fixup_pi_owner
+                # rewrites the word; LOCK_PI's EDEADLK is undone by
+                # rt_mutex_cleanup_proxy_lock finding us the owner: 0, word untouched.
+                if self.trylock:
+                    _fixup_word(task, self.uaddr, owner_died=False)
+                    return -abi.EWOULDBLOCK
+                return 0
             if self.trylock:
                 release_if_idle(task, state)
                 return -abi.EWOULDBLOCK
@@ -189,20 +206,30 @@ class PiLockRequest:
         return None
 
     def _fixup_owner(self) -> None:
-        """``fixup_pi_state_owner``: the word must name us once we own the lock (an
-        exit handed it on without touching the word)."""
-        space = self.task.process.space
-        tid = self.task.tid
-        try:
-            while True:
-                uval = space.load_u32(self.uaddr)
-                if uval & _TID == tid:
-                    return
-                new = (uval & _OWNER_DIED) | _WAITERS | tid
-                if space.cas_u32(self.uaddr, uval, new) == uval:
-                    return
-        except MemoryFault:
+        """Once woken owning the lock, the word must name us (``fixup_pi_state_owner``);
+        a lock handed on by a dying owner gains OWNER_DIED."""
+        w = self.waiter
+        died = w is not None and isinstance(w.pi, PiWaiter) and w.pi.owner_died
+        _fixup_word(self.task, self.uaddr, owner_died=died)
+
+
+def _fixup_word(task: Task, uaddr: int, *, owner_died: bool) -> None:
+    """``__fixup_pi_state_owner`` for ``task``: unless the word already names it, CAS it to
+    ``(word & OWNER_DIED) | WAITERS | tid`` (plus OWNER_DIED when the previous owner
+    died).  A fault leaves the word as it is."""
+    space = task.process.space
+    newtid = _WAITERS | task.tid | (_OWNER_DIED if owner_died else 0)
+    try:
+        uval = space.load_u32(uaddr)
+        if uval & _TID == task.tid and not owner_died:
             return
+        while True:
+            prev = space.cas_u32(uaddr, uval, (uval & _OWNER_DIED) | newtid)
+            if prev == uval:
+                return
+            uval = prev
+    except MemoryFault:
+        return
 
 
 def lock_pi_atomic(
@@ -269,12 +296,27 @@ def _validate(uval: int, state: PiState) -> int:
     return 0 if pid == owner.tid else -abi.EINVAL  # [8] / [9]
 
 
+def reread_timeout(task: Task, op: int, utime: int) -> Deadline | int | None:
+    """The deadline a restarted call reads from ``utime`` (or -errno), as sys_futex does."""
+    if not utime:
+        return None
+    from futex.linux.syscalls import read_timeout  # syscalls imports this module
+
+    return read_timeout(task, utime, op & abi.FUTEX_CMD_MASK, op)
+
+
 def futex_lock_pi(
-    task: Task, uaddr: int, private: bool, deadline: Deadline | None, trylock: bool
+    task: Task,
+    uaddr: int,
+    private: bool,
+    deadline: Deadline | None,
+    trylock: bool,
+    op: int = 0,
+    utime: int = 0,
 ) -> int | PendingWait:
     """LOCK_PI / LOCK_PI2 / TRYLOCK_PI: 0 when the caller owns the lock, -errno, or a
-    pending wait."""
-    request = PiLockRequest(task, uaddr, private, trylock)
+    pending wait.  ``op`` and ``utime`` let a restart read the timeout again."""
+    request = PiLockRequest(task, uaddr, private, trylock, op, utime)
     return PendingWait(task, deadline, request, task.kernel.clock).start()
 
 
@@ -373,9 +415,7 @@ def exit_pi_state_list(task: Task) -> None:
             with b.lock, manager.pi.lock:
                 if state.owner is task:
                     if state.waiters:
-                        owner_waiter: Waiter = state.waiters[0].waiter
-                        ob = owner_waiter.bucket
-                        assert ob is b
+                        state.waiters[0].owner_died = True  # its fixup adds OWNER_DIED
                         _hand_off_locked(task, b, state, woken)
                     else:
                         manager.pi.attach(state, None)

@@ -48,7 +48,7 @@ from futex.kernel.buckets import lock_two, unlock_two
 from futex.kernel.core import notify_all
 from futex.linux import abi
 from futex.linux.blocking import Deadline, PendingWait
-from futex.linux.pi import _Retry, lock_pi_atomic, release_if_idle
+from futex.linux.pi import _fixup_word, _Retry, lock_pi_atomic, release_if_idle, reread_timeout
 
 if TYPE_CHECKING:
     from futex.linux.kernel import Task
@@ -70,10 +70,21 @@ class RequeuePiMark:
 class WaitRequeuePiRequest:
     """One WAIT_REQUEUE_PI call, as a pending wait's request."""
 
-    __slots__ = ("bitset", "private", "task", "uaddr", "uaddr2", "val", "waiter")
+    __slots__ = ("bitset", "op", "private", "task", "uaddr", "uaddr2", "utime", "val", "waiter")
 
-    def __init__(self, task: Task, uaddr: int, uaddr2: int, private: bool, val: int) -> None:
+    def __init__(
+        self,
+        task: Task,
+        uaddr: int,
+        uaddr2: int,
+        private: bool,
+        val: int,
+        op: int = 0,
+        utime: int = 0,
+    ) -> None:
         self.task = task
+        self.op = op
+        self.utime = utime
         self.uaddr = uaddr
         self.uaddr2 = uaddr2
         self.private = private
@@ -84,6 +95,10 @@ class WaitRequeuePiRequest:
     @property
     def restart_code(self) -> int:
         return abi.ERESTARTNOINTR
+
+    def refresh_deadline(self) -> Deadline | int | None:
+        """ERESTARTNOINTR runs the system call again: its timeout is read again."""
+        return reread_timeout(self.task, self.op, self.utime)
 
     def signal_result(self) -> int | None:
         """After the requeue a signal ends the call with EWOULDBLOCK (the condvar word
@@ -127,7 +142,8 @@ class WaitRequeuePiRequest:
         while True:
             b = w.bucket
             if b is None:  # woken owning uaddr2 (locked, or handed over by UNLOCK_PI)
-                _fixup_owner(self.task, self.uaddr2)
+                died = isinstance(w.pi, PiWaiter) and w.pi.owner_died
+                _fixup_word(self.task, self.uaddr2, owner_died=died)
                 return 0
             with b.lock:
                 if w.bucket is not b:
@@ -145,28 +161,20 @@ class WaitRequeuePiRequest:
             self.waiter.notify = None
 
 
-def _fixup_owner(task: Task, uaddr2: int) -> None:
-    """``fixup_pi_state_owner``: once we own the PI lock the word must name us."""
-    space = task.process.space
-    try:
-        while True:
-            uval = space.load_u32(uaddr2)
-            if uval & abi.FUTEX_TID_MASK == task.tid:
-                return
-            new = (uval & abi.FUTEX_OWNER_DIED) | abi.FUTEX_WAITERS | task.tid
-            if space.cas_u32(uaddr2, uval, new) == uval:
-                return
-    except MemoryFault:
-        return
-
-
 def futex_wait_requeue_pi(
-    task: Task, uaddr: int, uaddr2: int, private: bool, val: int, deadline: Deadline | None
+    task: Task,
+    uaddr: int,
+    uaddr2: int,
+    private: bool,
+    val: int,
+    deadline: Deadline | None,
+    op: int = 0,
+    utime: int = 0,
 ) -> int | PendingWait:
     """WAIT_REQUEUE_PI: 0 once the caller owns the PI futex at ``uaddr2``, or -errno."""
     if uaddr == uaddr2:
         return -abi.EINVAL
-    request = WaitRequeuePiRequest(task, uaddr, uaddr2, private, val)
+    request = WaitRequeuePiRequest(task, uaddr, uaddr2, private, val, op, utime)
     return PendingWait(task, deadline, request, task.kernel.clock).start()
 
 

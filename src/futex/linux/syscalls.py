@@ -147,13 +147,13 @@ def sys_futex(
     if cmd == abi.FUTEX_WAKE_OP:
         return futex_wake_op(task, uaddr, uaddr2, private, _s32(val), _s32(utime), val3)
     if cmd == abi.FUTEX_LOCK_PI or cmd == abi.FUTEX_LOCK_PI2:
-        return futex_lock_pi(task, uaddr, private, deadline, False)
+        return futex_lock_pi(task, uaddr, private, deadline, False, op, utime)
     if cmd == abi.FUTEX_TRYLOCK_PI:
         return futex_lock_pi(task, uaddr, private, None, True)
     if cmd == abi.FUTEX_UNLOCK_PI:
         return futex_unlock_pi(task, uaddr, private)
     if cmd == abi.FUTEX_WAIT_REQUEUE_PI:
-        return futex_wait_requeue_pi(task, uaddr, uaddr2, private, val, deadline)
+        return futex_wait_requeue_pi(task, uaddr, uaddr2, private, val, deadline, op, utime)
     if cmd == abi.FUTEX_CMP_REQUEUE_PI:
         return futex_cmp_requeue_pi(task, uaddr, uaddr2, private, _s32(val), _s32(utime), val3)
     return -abi.ENOSYS  # FUTEX_FD and unknown commands
