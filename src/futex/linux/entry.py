@@ -31,6 +31,17 @@ SYSCALLS: dict[int, Handler] = {
 }
 
 
+#: Names under which :meth:`Task.calls` counts the calls (futex(2) counts by command).
+NAMES: dict[int, str] = {
+    abi.SYS_set_robust_list: "set_robust_list",
+    abi.SYS_get_robust_list: "get_robust_list",
+    abi.SYS_futex_waitv: "futex_waitv",
+    abi.SYS_futex_wake: "futex_wake",
+    abi.SYS_futex_wait: "futex_wait",
+    abi.SYS_futex_requeue: "futex_requeue",
+}
+
+
 def syscall(task: Task, nr: int, args: tuple[int, ...]) -> int | PendingWait:
     """Dispatch system call ``nr`` with up to six register values (missing ones are 0)."""
     if len(args) > 6:
@@ -38,5 +49,8 @@ def syscall(task: Task, nr: int, args: tuple[int, ...]) -> int | PendingWait:
     handler = SYSCALLS.get(nr)
     if handler is None:
         return -abi.ENOSYS
+    name = NAMES.get(nr)
+    if name is not None:
+        task.calls[name] += 1
     a = (*args, 0, 0, 0, 0, 0, 0)
     return handler(task, a[0], a[1], a[2], a[3], a[4], a[5])

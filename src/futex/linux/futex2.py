@@ -243,6 +243,10 @@ class WaitvRequest:
 
     __slots__ = ("manager", "queued", "words")
 
+    #: ``-ERESTARTSYS`` whether or not there is a timeout (no restart block): an
+    #: SA_RESTART handler restarts a timed futex2 wait, where legacy timed waits say EINTR.
+    restart_code = abi.ERESTARTSYS
+
     def __init__(self, task: Task, words: list[_Word]) -> None:
         self.manager = task.process.futex
         self.words = words
@@ -291,16 +295,6 @@ class WaitvRequest:
             word.waiter.notify = None
 
 
-class _Futex2Wait(PendingWait):
-    """A futex2 wait: ``-ERESTARTSYS`` whether or not it has a timeout, so an SA_RESTART
-    handler restarts it as no handler does (the legacy timed waits answer EINTR)."""
-
-    __slots__ = ()
-
-    def interrupt(self, *, handler: bool = True, restart: bool = False) -> bool:
-        return super().interrupt(handler=handler and not restart, restart=restart)
-
-
 def sys_futex_waitv(
     task: Task, waiters: int, nr: int, flags: int, timeout: int, clockid: int, _a5: int
 ) -> int | PendingWait:
@@ -327,7 +321,7 @@ def sys_futex_waitv(
     if isinstance(parsed, int):
         return parsed
     words = [_Word(task, uaddr, val, fl, MATCH_ANY) for val, uaddr, fl in parsed]
-    return _Futex2Wait(task, deadline, WaitvRequest(task, words), task.kernel.clock).start()
+    return PendingWait(task, deadline, WaitvRequest(task, words), task.kernel.clock).start()
 
 
 def sys_futex_wake(
@@ -383,7 +377,7 @@ def sys_futex_wait(
     if not mask:  # __futex_wait
         return -abi.EINVAL
     request = WaitvRequest(task, [_Word(task, uaddr, val, flags, mask)])
-    return _Futex2Wait(task, deadline, request, task.kernel.clock).start()
+    return PendingWait(task, deadline, request, task.kernel.clock).start()
 
 
 def sys_futex_requeue(

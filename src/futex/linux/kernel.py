@@ -78,7 +78,8 @@ class LinuxKernel:
         return self.tasks.get(tid)
 
     def calls(self) -> Counter[str]:
-        """futex(2) calls made so far, by command name (``"OTHER"`` for unknown ones)."""
+        """Calls made so far: futex(2) by command name (``"OTHER"`` for unknown ones),
+        the other futex-family system calls by their names."""
         total: Counter[str] = Counter()
         for t in list(self.tasks.values()):
             total.update(dict(t.calls))  # a C-level copy: safe while t counts
@@ -211,7 +212,7 @@ class Task:
         self.pi_states: list[PiState] = []
         #: The futex call this task is blocked in, if any.
         self.blocked: PendingWait | None = None
-        #: futex(2) calls made by this task, by command name.
+        #: Calls made by this task (see :meth:`LinuxKernel.calls`).
         self.calls: Counter[str] = Counter()
         #: CLONE_CHILD_CLEARTID address; set_robust_list's head and length.
         self.clear_child_tid = 0
