@@ -106,7 +106,9 @@ class PendingWait:
         self._lock = threading.Lock()
         self._result: int | None = None
         self._callbacks: list[Callable[[PendingWait], None]] | None = None
-        self._event: threading.Event | None = None
+        # A lock held until the call settles: cheaper than an Event for the one thread
+        # that blocks in wait().
+        self._event: threading.Lock | None = None
         self._timer: Timer | None = None
         self._timed_out = False
         self._signal: tuple[bool, bool] | None = None
@@ -147,10 +149,13 @@ class PendingWait:
         """
         with self._lock:
             if self._result is None and self._event is None:
-                self._event = threading.Event()
+                self._event = threading.Lock()
+                self._event.acquire()
             event = self._event
-        if event is not None and not event.wait(timeout):
-            raise TimeoutError("the futex call is still blocked")
+        if event is not None:
+            if not event.acquire(timeout=-1 if timeout is None else timeout):
+                raise TimeoutError("the futex call is still blocked")
+            event.release()  # let any other waiter through too
         return self.result()
 
     # -- events -----------------------------------------------------------------------------
@@ -291,7 +296,7 @@ class PendingWait:
         if self.task.blocked is self:
             self.task.blocked = None
         if self._event is not None:
-            self._event.set()
+            self._event.release()
         callbacks, self._callbacks = self._callbacks, None
         return callbacks or []
 

@@ -317,14 +317,24 @@ def futex_lock_pi(
     """LOCK_PI / LOCK_PI2 / TRYLOCK_PI: 0 when the caller owns the lock, -errno, or a
     pending wait.  ``op`` and ``utime`` let a restart read the timeout again."""
     request = PiLockRequest(task, uaddr, private, trylock, op, utime)
+    if trylock:  # never queues: no pending wait to publish
+        result = request.prepare(_no_notify)
+        assert result is not None
+        return result
     return PendingWait(task, deadline, request, task.kernel.clock).start()
+
+
+def _no_notify(_w: Waiter) -> None:
+    raise AssertionError("TRYLOCK_PI never queues a waiter")
 
 
 def futex_unlock_pi(task: Task, uaddr: int, private: bool) -> int:
     """UNLOCK_PI; see the module docstring for the order of checks."""
     space = task.process.space
-    try:
-        uval = int.from_bytes(space.read(uaddr, 4), "little")  # get_user: no alignment
+    try:  # get_user: any alignment (a misaligned word is EPERM or EINVAL below)
+        uval = space.load_u32(uaddr) if not uaddr & 3 else int.from_bytes(
+            space.read(uaddr, 4), "little"
+        )
     except MemoryFault:
         return -abi.EFAULT
     if uval & _TID != task.tid:
