@@ -3,8 +3,11 @@
 Subcommands:
 
 - ``demo`` — run the producer/consumer workload of :mod:`futex.demo` on real threads
-  through the emulated futex(2), check the result, and report what the kernel did.
-  Exits 0 if every check passed, 1 otherwise.
+  through the emulated futex(2), check the result, and report what the kernel did; then
+  the robust-futex scenario of :mod:`futex.demo_robust` (owner tasks exit holding a robust
+  PI mutex and a plain robust mutex; their waiters recover them with EOWNERDEAD), told as
+  a numbered, checked narrative.  ``--no-robust`` skips the scenario, ``--robust-only``
+  the workload.  Exits 0 if every check passed, 1 otherwise.
 
 Each subcommand is a ``(name, configure, run)`` entry in :data:`COMMANDS`: ``configure``
 adds its arguments to its subparser, ``run`` takes the parsed arguments and returns the
@@ -28,6 +31,7 @@ from futex.demo import (
     Progress,
     run_demo,
 )
+from futex.demo_robust import RobustReport, run_robust_demo
 
 __all__ = ["COMMANDS", "Command", "build_parser", "demo_lines", "main"]
 
@@ -90,6 +94,18 @@ def _configure_demo(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no live display: plain lines only (for CI logs)",
     )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument(
+        "--no-robust",
+        action="store_true",
+        help="skip the robust-futex scenario that runs after the workload",
+    )
+    which.add_argument(
+        "--robust-only",
+        action="store_true",
+        help="run only the robust-futex scenario (owner tasks exit holding a robust PI "
+        "mutex and a plain robust mutex; their waiters recover them)",
+    )
 
 
 def demo_lines(report: DemoReport) -> list[str]:
@@ -134,20 +150,60 @@ def demo_lines(report: DemoReport) -> list[str]:
     return lines
 
 
+ROBUST_HEADER = (
+    "futex demo, robust futexes: owner tasks exit holding robust mutexes, and the tasks "
+    "waiting for them recover the locks (one process, a real thread per task)"
+)
+
+
 def _run_demo(args: argparse.Namespace) -> int:
-    config = DemoConfig(threads=args.threads, items=args.items, capacity=args.capacity)
-    header = (
-        f"futex demo: {config.producers} producer(s) + {config.consumers} consumer(s) "
-        f"(one task each, one process), {config.items} items, ring capacity "
-        f"{config.capacity}"
-    )
-    if args.plain:
-        report = _demo_plain(config, header)
-        for line in demo_lines(report):
-            print(line)
-    else:
-        report = _demo_rich(config, header)
-    return 0 if report.ok else 1
+    ok = True
+    if not args.robust_only:
+        config = DemoConfig(threads=args.threads, items=args.items, capacity=args.capacity)
+        header = (
+            f"futex demo: {config.producers} producer(s) + {config.consumers} consumer(s) "
+            f"(one task each, one process), {config.items} items, ring capacity "
+            f"{config.capacity}"
+        )
+        if args.plain:
+            report = _demo_plain(config, header)
+            for line in demo_lines(report):
+                print(line)
+        else:
+            report = _demo_rich(config, header)
+        ok = report.ok
+    if not args.no_robust:
+        if not args.robust_only:
+            print(flush=True)
+        robust = run_robust_demo()
+        if args.plain:
+            print(ROBUST_HEADER)
+            for line in robust.lines():
+                print(line)
+        else:
+            _robust_rich(robust)
+        ok = robust.ok and ok
+    return 0 if ok else 1
+
+
+def _robust_rich(report: RobustReport) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console()
+    console.print(Text(ROBUST_HEADER, style="bold"))
+    for line in report.lines():
+        style = ""
+        stripped = line.lstrip()
+        if line.startswith("result:"):
+            style = "bold green" if report.ok else "bold red"
+        elif line.startswith("("):
+            style = "bold"
+        elif stripped.startswith("FAIL"):
+            style = "red"
+        elif stripped.startswith("ok  "):
+            style = "green"
+        console.print(Text(line, style=style), overflow="fold")
 
 
 def _demo_plain(config: DemoConfig, header: str) -> DemoReport:

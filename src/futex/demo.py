@@ -15,6 +15,8 @@ thread has to sleep or wake another it does so through :meth:`Task.syscall_futex
 :func:`run_demo` runs producers and consumers over a :class:`Ring`, then checks the result
 (every item consumed exactly once, in FIFO order per producer; no task left blocked; the
 kernel's invariants hold; no waiter left queued) and reports what the kernel did.
+(The robust-futex scenario that ``python -m futex demo`` runs after this workload, owner
+tasks exiting while they hold robust mutexes, is in :mod:`futex.demo_robust`.)
 
 Memory layout of a :class:`Ring` (one page; all words little-endian u32)
 --------------------------------------------------------------------------

@@ -68,6 +68,7 @@ class LinuxKernel:
         self._lock = threading.Lock()
         self.processes: dict[int, Process] = {}
         self.tasks: dict[int, Task] = {}
+        self._exited_calls: Counter[str] = Counter()  # calls of tasks that have exited
 
     def new_process(self) -> Process:
         """A new process with an empty address space and no tasks."""
@@ -78,9 +79,9 @@ class LinuxKernel:
         return self.tasks.get(tid)
 
     def calls(self) -> Counter[str]:
-        """Calls made so far: futex(2) by command name (``"OTHER"`` for unknown ones),
-        the other futex-family system calls by their names."""
-        total: Counter[str] = Counter()
+        """Calls made so far by every task, live or exited: futex(2) by command name
+        (``"OTHER"`` for unknown ones), the other futex-family system calls by name."""
+        total: Counter[str] = Counter(self._exited_calls)
         for t in list(self.tasks.values()):
             total.update(dict(t.calls))  # a C-level copy: safe while t counts
         return total
@@ -268,6 +269,7 @@ class Task:
         with kernel._lock:
             kernel.tasks.pop(self.tid, None)
             self.process.tasks.pop(self.tid, None)
+            kernel._exited_calls.update(self.calls)
 
     def exec(self) -> None:
         """The futex side of execve(2): the same cleanup as exit (robust list, PI state),

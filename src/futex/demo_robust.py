@@ -1,0 +1,822 @@
+"""The demo's robust-futex scenario: an owner task exits holding a robust mutex, and the
+task waiting for it recovers the lock.
+
+Real Python threads drive the tasks of **one** emulated process; the mutexes, and each
+thread's ``struct robust_list_head``, live in that process's emulated memory.  The
+user-space half is glibc's, step by step (``nptl/pthread_mutex_lock.c`` /
+``pthread_mutex_unlock.c`` / ``pthread_mutex_consistent.c`` for a robust mutex, with and
+without ``PTHREAD_PRIO_INHERIT``); the kernel half is the emulated futex(2),
+``set_robust_list`` and task exit.
+
+(a) **Robust PI mutex.**  A SCHED_OTHER owner takes the mutex (user-space CAS 0 -> TID,
+    the entry linked on its robust list with bit 0 set: a PI futex, following glibc's
+    ``list_op_pending`` protocol).  A SCHED_FIFO waiter blocks in ``FUTEX_LOCK_PI``; the
+    owner's effective priority (``task.prio``) is boosted to the waiter's.  The owner
+    exits holding the mutex: the robust-list walk sets ``FUTEX_OWNER_DIED`` (and clears
+    the TID), ``exit_pi_state_list`` hands the lock to the waiter, whose ``FUTEX_LOCK_PI``
+    returns 0 with the word ``OWNER_DIED | WAITERS | its TID``: glibc's EOWNERDEAD.  The
+    waiter clears OWNER_DIED, makes the mutex consistent and unlocks it (``FUTEX_UNLOCK_PI``:
+    WAITERS is set); the dead owner's boost is gone.
+
+(b) **Plain robust mutex.**  The owner takes it, a waiter sets ``FUTEX_WAITERS`` and
+    sleeps in ``FUTEX_WAIT``, the owner exits: the exit walk sets OWNER_DIED (keeping
+    WAITERS, clearing the TID) and wakes the waiter, which takes the lock with EOWNERDEAD,
+    makes it consistent and unlocks it (``FUTEX_WAKE``, since it set WAITERS itself).
+
+:func:`run_robust_demo` checks every value along the way (words, return values, robust
+lists, priorities, the kernel's queues and invariants) and returns a
+:class:`RobustReport` whose steps read as a numbered narrative.  Every wait for another
+thread waits for *state* (the task queued in the kernel, a call returned) with a bound;
+a bound reached is a failed check, not a hang.
+"""
+
+from __future__ import annotations
+
+import queue
+import struct
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from futex.demo import INT_MAX, Check, FutexCallError
+from futex.linux import LinuxKernel, Process, Task, abi
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "EOWNERDEAD",
+    "GLIBC_FUTEX_OFFSET",
+    "PTHREAD_MUTEX_INCONSISTENT",
+    "PTHREAD_MUTEX_NOTRECOVERABLE",
+    "RT_PRIORITY",
+    "LockOutcome",
+    "RobustList",
+    "RobustMutex",
+    "RobustPart",
+    "RobustReport",
+    "Step",
+    "describe_word",
+    "run_robust_demo",
+]
+
+#: How long (real seconds) a step may wait for another thread before it is a failure.
+DEFAULT_TIMEOUT = 10.0
+#: The waiter's SCHED_FIFO priority in part (a): its ``prio`` is 99 - 50 = 49.
+RT_PRIORITY = 50
+#: glibc's errno for "you own the lock, but its previous owner died holding it".
+EOWNERDEAD = 130
+#: ``__owner`` values of a glibc robust mutex that are no thread.
+PTHREAD_MUTEX_INCONSISTENT = INT_MAX
+PTHREAD_MUTEX_NOTRECOVERABLE = INT_MAX - 1
+
+#: ``pthread_mutex_t`` on x86-64: ``__lock`` at 0, ``__owner`` at 8, ``__list.__prev`` at
+#: 24, ``__list.__next`` at 32 (the robust list links ``&__list.__next``); 40 bytes.
+MUTEX_LOCK, MUTEX_OWNER, MUTEX_LIST_NEXT, MUTEX_SIZE = 0, 8, 32, 40
+#: ``robust_head.futex_offset`` as glibc sets it: from a list entry to its futex word.
+GLIBC_FUTEX_OFFSET = MUTEX_LOCK - MUTEX_LIST_NEXT
+
+_WAITERS = abi.FUTEX_WAITERS
+_OWNER_DIED = abi.FUTEX_OWNER_DIED
+_TID = abi.FUTEX_TID_MASK
+_HEAD = struct.Struct("<QqQ")  # next, futex_offset, list_op_pending
+_U64 = struct.Struct("<Q")
+
+# Memory layout of each part's page.
+_PAGE = 4096
+_HEADS = 0x000  # one 24-byte robust_list_head per task, 0x40 apart
+_MUTEX = 0x200
+
+T = TypeVar("T")
+
+
+def describe_word(value: int) -> str:
+    """A futex word in hex with its meaning: ``0xc0000007 (OWNER_DIED | WAITERS | tid 7)``."""
+    parts = [
+        name for bit, name in ((_OWNER_DIED, "OWNER_DIED"), (_WAITERS, "WAITERS")) if value & bit
+    ]
+    if value & _TID:
+        parts.append(f"tid {value & _TID}")
+    return f"{value:#010x} ({' | '.join(parts) or 'unlocked'})"
+
+
+def _sched(task: Task) -> str:
+    if task.policy == abi.SCHED_FIFO:
+        return f"SCHED_FIFO {task.rt_priority}, prio {task.prio}"
+    return f"SCHED_OTHER, prio {task.prio}"
+
+
+# -- glibc's robust list and robust mutex ---------------------------------------------
+
+
+class RobustList:
+    """A thread's ``struct robust_list_head`` at ``head``, as glibc's ``start_thread`` sets
+    it up (an empty circular list, ``futex_offset`` = :data:`GLIBC_FUTEX_OFFSET`).
+
+    Entries are pushed at the front (``ENQUEUE_MUTEX``; bit 0 of the pointer marks a PI
+    mutex, ``ENQUEUE_MUTEX_PI``).  The ``__prev`` links, which only glibc reads, are left
+    out.
+    """
+
+    def __init__(self, task: Task, head: int) -> None:
+        self.task, self.process, self.head = task, task.process, head
+        self.process.write(head, _HEAD.pack(head, GLIBC_FUTEX_OFFSET, 0))
+
+    def register(self) -> int:
+        """``set_robust_list(head, sizeof(struct robust_list_head))``."""
+        return self.task.syscall(abi.SYS_set_robust_list, self.head, abi.ROBUST_LIST_HEAD_SIZE)
+
+    def _u64(self, addr: int) -> int:
+        value: int = _U64.unpack(self.process.read(addr, 8))[0]
+        return value
+
+    @property
+    def pending(self) -> int:
+        """``list_op_pending``."""
+        return self._u64(self.head + 16)
+
+    @pending.setter
+    def pending(self, entry: int) -> None:
+        self.process.write(self.head + 16, _U64.pack(entry))
+
+    def enqueue(self, entry: int) -> None:
+        """Link ``entry`` (with bit 0 set for a PI mutex) at the front."""
+        self.process.write(entry & ~1, _U64.pack(self._u64(self.head)))
+        self.process.write(self.head, _U64.pack(entry))
+
+    def dequeue(self, entry: int) -> None:
+        """Unlink ``entry`` (bit 0 ignored)."""
+        entry &= ~1
+        cur = self.head
+        while (nxt := self._u64(cur) & ~1) != entry:
+            if nxt == self.head:
+                raise RuntimeError(f"{entry:#x} is not on the robust list at {self.head:#x}")
+            cur = nxt
+        self.process.write(cur, _U64.pack(self._u64(entry) & ~1 | self._u64(cur) & 1))
+
+    def entries(self) -> list[int]:
+        """The linked entries, front first, as stored (bit 0 kept)."""
+        out: list[int] = []
+        cur = self._u64(self.head)
+        while cur & ~1 != self.head and len(out) <= abi.ROBUST_LIST_LIMIT:
+            out.append(cur)
+            cur = self._u64(cur & ~1)
+        return out
+
+
+@dataclass
+class LockOutcome:
+    """What one :meth:`RobustMutex.lock` did."""
+
+    result: int
+    """0 or :data:`EOWNERDEAD`."""
+    syscall: str | None = None
+    """The futex command it slept in (``"LOCK_PI"``, ``"WAIT"``), if any."""
+    syscall_result: int | None = None
+    woken_word: int | None = None
+    """The word as read right after the futex call returned."""
+
+
+class RobustMutex:
+    """A robust ``PTHREAD_MUTEX_NORMAL`` mutex at ``addr`` (``pthread_mutex_t``), with
+    ``PTHREAD_PRIO_INHERIT`` if ``pi``: glibc's lock / consistent / unlock for that kind.
+
+    Robust mutexes always use *shared* futex operations (``PTHREAD_ROBUST_MUTEX_PSHARED``),
+    the kind the kernel's exit walk wakes.  A futex call answering what glibc would treat
+    as fatal (or a signal the demo never sends) raises :class:`FutexCallError`.
+    """
+
+    def __init__(self, process: Process, addr: int, *, pi: bool) -> None:
+        self.process, self.addr, self.pi = process, addr, pi
+        self.word = addr + MUTEX_LOCK
+        self.entry = addr + MUTEX_LIST_NEXT
+        process.write(addr, bytes(MUTEX_SIZE))
+
+    @property
+    def list_entry(self) -> int:
+        """The pointer linked on a robust list: bit 0 set for a PI mutex."""
+        return self.entry | self.pi
+
+    @property
+    def value(self) -> int:
+        """The futex word, ``__lock``."""
+        return self.process.load_u32(self.word)
+
+    @property
+    def owner(self) -> int:
+        """``__owner``: a TID, or one of the PTHREAD_MUTEX_* markers."""
+        value: int = struct.unpack("<i", self.process.read(self.addr + MUTEX_OWNER, 4))[0]
+        return value
+
+    @owner.setter
+    def owner(self, value: int) -> None:
+        self.process.write(self.addr + MUTEX_OWNER, struct.pack("<i", value))
+
+    def lock(self, rl: RobustList) -> LockOutcome:
+        """``pthread_mutex_lock``: 0, or EOWNERDEAD (the lock is held either way)."""
+        return self._lock_pi(rl) if self.pi else self._lock_plain(rl)
+
+    def _lock_plain(self, rl: RobustList) -> LockOutcome:
+        tid, p, out = rl.task.tid, self.process, LockOutcome(0)
+        rl.pending = self.list_entry
+        oldval = p.load_u32(self.word)
+        assume_other_waiters = 0
+        while True:
+            if oldval == 0:
+                oldval = p.cas_u32(self.word, 0, tid | assume_other_waiters)
+                if oldval == 0:
+                    break
+            if oldval & _OWNER_DIED:
+                # The previous owner died: take over, keeping WAITERS.
+                newval = tid | (oldval & _WAITERS) | assume_other_waiters
+                cur = p.cas_u32(self.word, oldval, newval)
+                if cur != oldval:
+                    oldval = cur
+                    continue
+                self.owner = PTHREAD_MUTEX_INCONSISTENT
+                rl.enqueue(self.list_entry)
+                rl.pending = 0
+                out.result = EOWNERDEAD
+                return out
+            if oldval & _TID == tid:
+                raise FutexCallError("relocking a normal mutex would deadlock")
+            if not oldval & _WAITERS:
+                cur = p.cas_u32(self.word, oldval, oldval | _WAITERS)
+                if cur != oldval:
+                    oldval = cur
+                    continue
+                oldval |= _WAITERS
+            assume_other_waiters = _WAITERS
+            r = rl.task.syscall_futex(self.word, abi.FUTEX_WAIT, oldval, 0, 0, 0)
+            if r not in (0, -abi.EAGAIN):
+                raise FutexCallError(f"FUTEX_WAIT(robust mutex) returned {r}")
+            oldval = p.load_u32(self.word)
+            out.syscall, out.syscall_result, out.woken_word = "WAIT", r, oldval
+        if self.owner == PTHREAD_MUTEX_NOTRECOVERABLE:
+            raise FutexCallError("ENOTRECOVERABLE")  # not reached in the demo
+        rl.enqueue(self.list_entry)
+        rl.pending = 0
+        self.owner = tid
+        return out
+
+    def _lock_pi(self, rl: RobustList) -> LockOutcome:
+        tid, p, out = rl.task.tid, self.process, LockOutcome(0)
+        rl.pending = self.list_entry
+        oldval = p.cas_u32(self.word, 0, tid)
+        if oldval != 0:
+            # Locked: the kernel takes care of everything.
+            r = rl.task.syscall_futex(self.word, abi.FUTEX_LOCK_PI, 0, 0, 0, 0)
+            oldval = p.load_u32(self.word)
+            out.syscall, out.syscall_result, out.woken_word = "LOCK_PI", r, oldval
+            if r != 0:
+                raise FutexCallError(f"FUTEX_LOCK_PI(robust mutex) returned {r}")
+        if oldval & _OWNER_DIED:
+            p.update_u32(self.word, lambda v: v & ~_OWNER_DIED)
+            self.owner = PTHREAD_MUTEX_INCONSISTENT
+            rl.enqueue(self.list_entry)
+            rl.pending = 0
+            out.result = EOWNERDEAD
+            return out
+        if self.owner == PTHREAD_MUTEX_NOTRECOVERABLE:
+            raise FutexCallError("ENOTRECOVERABLE")  # not reached in the demo
+        rl.enqueue(self.list_entry)
+        rl.pending = 0
+        self.owner = tid
+        return out
+
+    def consistent(self, rl: RobustList) -> int:
+        """``pthread_mutex_consistent``: 0, or EINVAL if the mutex is not inconsistent."""
+        if self.owner != PTHREAD_MUTEX_INCONSISTENT:
+            return abi.EINVAL
+        self.owner = rl.task.tid
+        return 0
+
+    def unlock(self, rl: RobustList) -> int | None:
+        """``pthread_mutex_unlock`` (the caller must own the mutex): the futex call's
+        result (``FUTEX_UNLOCK_PI`` or ``FUTEX_WAKE``), or None if none was needed."""
+        p, tid = self.process, rl.task.tid
+        if p.load_u32(self.word) & _TID != tid:
+            raise FutexCallError(f"unlock by tid {tid} of a mutex it does not own")
+        newowner = PTHREAD_MUTEX_NOTRECOVERABLE if self.owner == PTHREAD_MUTEX_INCONSISTENT else 0
+        rl.pending = self.list_entry
+        rl.dequeue(self.list_entry)
+        self.owner = newowner
+        r: int | None = None
+        if self.pi:
+            # CAS TID -> 0 unless WAITERS (or anything else) is set: then the kernel.
+            while True:
+                old = p.load_u32(self.word)
+                if old != tid:
+                    r = rl.task.syscall_futex(self.word, abi.FUTEX_UNLOCK_PI, 0, 0, 0, 0)
+                    break
+                if p.cas_u32(self.word, old, 0) == old:
+                    break
+        elif p.space.swap_u32(self.word, 0) & _WAITERS:
+            r = rl.task.syscall_futex(self.word, abi.FUTEX_WAKE, 1, 0, 0, 0)
+        rl.pending = 0
+        if r is not None and r < 0:
+            raise FutexCallError(f"unlock's futex call returned {r}")
+        return r
+
+
+# -- threads that drive tasks -------------------------------------------------------------
+
+
+class _Stuck(Exception):
+    """A bounded wait for another thread ran out."""
+
+
+class _Actor:
+    """A real thread driving one task: it runs the functions posted to it, in order."""
+
+    def __init__(self, role: str, task: Task, rl: RobustList) -> None:
+        self.role, self.task, self.rl = role, task, rl
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(
+            target=self._loop, name=f"robust-{role}-{task.tid}", daemon=True
+        )
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
+    def post(self, fn: Callable[[], T]) -> Future[T]:
+        fut: Future[T] = Future()
+
+        def job() -> None:
+            if not fut.set_running_or_notify_cancel():
+                return
+            try:
+                fut.set_result(fn())
+            except Exception as exc:  # handed to whoever waits on the future
+                fut.set_exception(exc)
+
+        self._jobs.put(job)
+        return fut
+
+    def stop(self, timeout: float) -> None:
+        """Let the thread finish; a task still blocked in the kernel is made to exit (its
+        call ends) first, so that no thread is left behind."""
+        self._jobs.put(None)
+        if self.task.alive and self.task.blocked is not None:
+            self.task.exit()
+        self.thread.join(timeout)
+
+
+def _result(fut: Future[T], what: str, timeout: float) -> T:
+    try:
+        return fut.result(timeout)
+    except FutureTimeout:
+        raise _Stuck(f"timed out after {timeout:g} s waiting until {what}") from None
+
+
+def _until(cond: Callable[[], bool], what: str, timeout: float) -> None:
+    """Poll a state until it holds (every 0.5 ms); :class:`_Stuck` after ``timeout``."""
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise _Stuck(f"timed out after {timeout:g} s waiting until {what}")
+        time.sleep(0.0005)
+
+
+def _queued(task: Task) -> bool:
+    """Whether ``task`` is blocked in a futex call *and* queued in the kernel (the
+    pending wait marks the task blocked just before it queues the waiter)."""
+    if task.blocked is None:
+        return False
+    return any(w.owner is task for ws in task.process.futex.queues().values() for w in ws)
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    """One numbered step of the narrative: who acted, what happened, what was checked."""
+
+    actor: str
+    text: list[str]
+    checks: list[Check] = field(default_factory=list)
+
+
+@dataclass
+class RobustPart:
+    """One scenario: (a) the robust PI mutex or (b) the plain robust mutex."""
+
+    label: str
+    title: str
+    steps: list[Step] = field(default_factory=list)
+    calls: Counter[str] = field(default_factory=Counter)
+    """System calls of the part's tasks, by name (futex(2) by command)."""
+
+    @property
+    def checks(self) -> list[Check]:
+        return [c for s in self.steps for c in s.checks]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+
+@dataclass
+class RobustReport:
+    """The outcome of :func:`run_robust_demo`."""
+
+    parts: list[RobustPart]
+    elapsed: float
+
+    @property
+    def checks(self) -> list[Check]:
+        return [c for p in self.parts for c in p.checks]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every check of every part passed (and there was one)."""
+        checks = self.checks
+        return bool(checks) and all(c.ok for c in checks)
+
+    def lines(self) -> list[str]:
+        """The narrative as plain text, the verdict last."""
+        out: list[str] = []
+        for part in self.parts:
+            out.append(f"({part.label}) {part.title}")
+            for n, step in enumerate(part.steps, 1):
+                prefix = f"  {n}. {step.actor:<7}"
+                for i, text in enumerate(step.text):
+                    out.append((prefix if i == 0 else " " * len(prefix)) + text)
+                for c in step.checks:
+                    out.append(f"{'':{len(prefix)}}{'ok  ' if c.ok else 'FAIL'}  {c.detail}")
+            calls = ", ".join(f"{k} {v}" for k, v in sorted(part.calls.items())) or "none"
+            out.append(f"  system calls: {calls}")
+        failed = [c for c in self.checks if not c.ok]
+        if not self.checks:
+            out.append("result: FAIL (no scenario ran)")
+        elif failed:
+            out.append(f"result: FAIL ({len(failed)} of {len(self.checks)} robust checks)")
+        else:
+            out.append(
+                f"result: PASS: {len(self.checks)} robust checks; each dead owner's mutex "
+                "was recovered with EOWNERDEAD"
+                + (
+                    ", the PI boost came and went"
+                    if any(p.label == "a" for p in self.parts)
+                    else ""
+                )
+                + f" ({self.elapsed * 1000:.0f} ms)"
+            )
+        return out
+
+
+class _Narrator:
+    """Builds a :class:`RobustPart` step by step."""
+
+    def __init__(self, part: RobustPart) -> None:
+        self.part = part
+
+    def step(self, actor: str, *text: str) -> None:
+        self.part.steps.append(Step(actor, list(text)))
+
+    def fail(self, detail: str) -> None:
+        self.expect(detail, ("", False, True))
+
+    def expect(self, detail: str, *facts: tuple[str, object, object]) -> bool:
+        """One check line: ``detail`` (written from the values found) holds if every fact
+        ``(name, got, want)`` has ``got == want``; a failed line names what differed."""
+        if not self.part.steps:
+            self.step("", "")
+        bad = [f"{name} {got}, expected {want}".strip() for name, got, want in facts if got != want]
+        if bad and any(name for name, _, _ in facts):
+            detail = f"{detail}: " + "; ".join(bad)
+        self.part.steps[-1].checks.append(Check(f"robust {self.part.label}", not bad, detail))
+        return not bad
+
+
+def _w(value: int) -> str:
+    return describe_word(value)
+
+
+def _ptr(value: int) -> str:
+    return f"{value:#x}" if value else "NULL"
+
+
+def _hex_entries(rl: RobustList) -> str:
+    return " -> ".join(
+        ["head", *(f"{e:#x}" + (" (PI)" if e & 1 else "") for e in rl.entries()), "head"]
+    )
+
+
+# -- the scenarios --------------------------------------------------------------------------
+
+
+@dataclass
+class _Scene:
+    process: Process
+    base: int
+    timeout: float
+    actors: list[_Actor] = field(default_factory=list)
+
+    def actor(self, role: str, policy: int = abi.SCHED_OTHER, priority: int = 0) -> _Actor:
+        task = self.process.new_task(policy=policy, priority=priority)
+        head = self.base + _HEADS + 0x40 * len(self.actors)
+        a = _Actor(role, task, RobustList(task, head))
+        self.actors.append(a)
+        return a
+
+    def do(self, actor: _Actor, fn: Callable[[], T], what: str) -> T:
+        return _result(actor.post(fn), f"{actor.role} {what}", self.timeout)
+
+
+def _register(n: _Narrator, scene: _Scene, a: _Actor) -> None:
+    r = scene.do(a, a.rl.register, "set_robust_list returned")
+    n.expect(
+        f"set_robust_list({a.rl.head:#x}, 24) = {r}",
+        ("set_robust_list", r, 0),
+        ("the kernel's head", hex(a.task.robust_list), hex(a.rl.head)),
+    )
+
+
+def _take_uncontended(n: _Narrator, scene: _Scene, a: _Actor, m: RobustMutex) -> None:
+    t = a.task
+    n.step(
+        a.role,
+        f"tid {t.tid} ({_sched(t)}) registers its robust list and locks the mutex:",
+        f"list_op_pending = {m.list_entry:#x}, CAS word 0 -> {t.tid} (user space, no system call),",
+        "links the mutex on its list"
+        + (" (bit 0 set: a PI futex)" if m.pi else "")
+        + ", list_op_pending = NULL",
+    )
+    _register(n, scene, a)
+    out = scene.do(a, lambda: m.lock(a.rl), "pthread_mutex_lock returned")
+    n.expect(
+        f"pthread_mutex_lock = {out.result}, futex calls: {out.syscall or 'none'}",
+        ("pthread_mutex_lock", out.result, 0),
+        ("futex call", out.syscall, None),
+    )
+    n.expect(f"word {_w(m.value)}", ("word", _w(m.value), _w(t.tid)))
+    n.expect(
+        f"robust list: {_hex_entries(a.rl)}, list_op_pending " + _ptr(a.rl.pending),
+        ("entries", a.rl.entries(), [m.list_entry]),
+        ("list_op_pending", a.rl.pending, 0),
+    )
+
+
+def _part_pi(n: _Narrator, scene: _Scene) -> None:
+    m = RobustMutex(scene.process, scene.base + _MUTEX, pi=True)
+    owner = scene.actor("owner")
+    waiter = scene.actor("waiter", abi.SCHED_FIFO, RT_PRIORITY)
+    o, w = owner.task, waiter.task
+    normal, rt_prio = abi.DEFAULT_PRIO, abi.MAX_RT_PRIO - 1 - RT_PRIORITY
+    n.part.title = (
+        f"robust PI mutex at {m.addr:#x} (PTHREAD_PRIO_INHERIT + PTHREAD_MUTEX_ROBUST); "
+        "its owner exits holding it"
+    )
+
+    _take_uncontended(n, scene, owner, m)
+
+    n.step(
+        "waiter",
+        f"tid {w.tid} ({_sched(w)}) registers its robust list and locks:",
+        f"list_op_pending = {m.list_entry:#x}, CAS 0 -> {w.tid} fails, so FUTEX_LOCK_PI: "
+        "the kernel",
+        "sets WAITERS, queues it on the PI state and boosts the owner",
+    )
+    _register(n, scene, waiter)
+    prio_before = o.prio
+    locked = waiter.post(lambda: m.lock(waiter.rl))
+    _until(
+        lambda: _queued(w) or locked.done(), "the waiter is queued in FUTEX_LOCK_PI", scene.timeout
+    )
+    n.expect(
+        f"waiter blocked in FUTEX_LOCK_PI, list_op_pending {waiter.rl.pending:#x}",
+        ("queued", _queued(w), True),
+        ("list_op_pending", hex(waiter.rl.pending), hex(m.list_entry)),
+    )
+    n.expect(f"word {_w(m.value)}", ("word", _w(m.value), _w(_WAITERS | o.tid)))
+    n.expect(
+        f"owner prio {prio_before} -> {o.prio}: boosted to the waiter's (priority "
+        f"inheritance); normal_prio {o.normal_prio}",
+        ("prio", (prio_before, o.prio), (normal, rt_prio)),
+        ("normal_prio", o.normal_prio, normal),
+    )
+
+    n.step(
+        "owner",
+        f"tid {o.tid} exits holding the mutex (task.exit()): the robust-list walk finds the PI",
+        "entry it owns, sets OWNER_DIED and clears the TID (no wake: PI), then",
+        "exit_pi_state_list hands the lock to the top waiter",
+    )
+    boosted = o.prio
+    scene.do(owner, o.exit, "the owner's exit returned")
+    n.expect(
+        f"owner tid {o.tid} gone: robust list head {_ptr(o.robust_list)}, PI states held "
+        f"{len(o.pi_states)}",
+        ("alive", o.alive, False),
+        ("robust list head", o.robust_list, 0),
+        ("PI states", len(o.pi_states), 0),
+    )
+    n.expect(
+        f"owner prio {boosted} -> {o.prio}: the boost is gone with the lock",
+        ("prio", (boosted, o.prio), (rt_prio, normal)),
+    )
+
+    out = _result(locked, "the waiter's pthread_mutex_lock returned", scene.timeout)
+    n.step(
+        "waiter",
+        f"FUTEX_LOCK_PI returned {out.syscall_result}, owning the lock; the word says "
+        "OWNER_DIED, so glibc:",
+        "clears OWNER_DIED, sets __owner = PTHREAD_MUTEX_INCONSISTENT, links the mutex on its",
+        "own list and returns EOWNERDEAD",
+    )
+    woken = out.woken_word if out.woken_word is not None else -1
+    n.expect(
+        f"FUTEX_LOCK_PI = {out.syscall_result}, word on return {_w(woken & 0xFFFFFFFF)}",
+        ("futex call", out.syscall, "LOCK_PI"),
+        ("result", out.syscall_result, 0),
+        ("word", _w(woken & 0xFFFFFFFF), _w(_OWNER_DIED | _WAITERS | w.tid)),
+    )
+    n.expect(
+        f"pthread_mutex_lock = {out.result} (EOWNERDEAD)",
+        ("pthread_mutex_lock", out.result, EOWNERDEAD),
+    )
+    n.expect(f"word {_w(m.value)}", ("word", _w(m.value), _w(_WAITERS | w.tid)))
+    n.expect(
+        f"__owner {m.owner:#x} (PTHREAD_MUTEX_INCONSISTENT); robust list: "
+        f"{_hex_entries(waiter.rl)}",
+        ("__owner", hex(m.owner), hex(PTHREAD_MUTEX_INCONSISTENT)),
+        ("entries", waiter.rl.entries(), [m.list_entry]),
+        ("list_op_pending", waiter.rl.pending, 0),
+    )
+
+    n.step("waiter", "pthread_mutex_consistent: it has repaired what the mutex protects")
+    r = scene.do(waiter, lambda: m.consistent(waiter.rl), "pthread_mutex_consistent returned")
+    n.expect(
+        f"pthread_mutex_consistent = {r}, __owner {m.owner}",
+        ("result", r, 0),
+        ("__owner", m.owner, w.tid),
+    )
+
+    n.step(
+        "waiter",
+        "pthread_mutex_unlock: unlinks the mutex; WAITERS is set, so FUTEX_UNLOCK_PI (nobody",
+        "left to hand it to: the kernel stores 0)",
+    )
+    r2 = scene.do(waiter, lambda: m.unlock(waiter.rl), "pthread_mutex_unlock returned")
+    n.expect(f"FUTEX_UNLOCK_PI = {r2}", ("FUTEX_UNLOCK_PI", r2, 0))
+    n.expect(
+        f"word {_w(m.value)}, __owner {m.owner}, robust list: {_hex_entries(waiter.rl)}",
+        ("word", _w(m.value), _w(0)),
+        ("__owner", m.owner, 0),
+        ("entries", waiter.rl.entries(), []),
+    )
+    n.expect(
+        f"waiter prio {w.prio} (its own), PI states held {len(w.pi_states)}",
+        ("prio", w.prio, rt_prio),
+        ("PI states", len(w.pi_states), 0),
+    )
+
+
+def _part_plain(n: _Narrator, scene: _Scene) -> None:
+    m = RobustMutex(scene.process, scene.base + _MUTEX, pi=False)
+    owner = scene.actor("owner")
+    waiter = scene.actor("waiter")
+    o, w = owner.task, waiter.task
+    n.part.title = (
+        f"plain robust mutex at {m.addr:#x} (PTHREAD_MUTEX_ROBUST); its owner exits holding it"
+    )
+
+    _take_uncontended(n, scene, owner, m)
+
+    n.step(
+        "waiter",
+        f"tid {w.tid} ({_sched(w)}) registers its robust list and locks: CAS 0 -> {w.tid} fails,",
+        f"so it sets WAITERS and sleeps in FUTEX_WAIT(word, {_WAITERS | o.tid:#x})",
+    )
+    _register(n, scene, waiter)
+    locked = waiter.post(lambda: m.lock(waiter.rl))
+    _until(lambda: _queued(w) or locked.done(), "the waiter is queued in FUTEX_WAIT", scene.timeout)
+    n.expect("waiter blocked in FUTEX_WAIT", ("queued", _queued(w), True))
+    n.expect(f"word {_w(m.value)}", ("word", _w(m.value), _w(_WAITERS | o.tid)))
+
+    n.step(
+        "owner",
+        f"tid {o.tid} exits holding the mutex: the walk sets the word to (word & WAITERS) | "
+        "OWNER_DIED",
+        "and, WAITERS being set, wakes one waiter (a shared FUTEX_WAKE)",
+    )
+    scene.do(owner, o.exit, "the owner's exit returned")
+    n.expect(
+        f"owner tid {o.tid} gone: robust list head {_ptr(o.robust_list)}",
+        ("alive", o.alive, False),
+        ("robust list head", o.robust_list, 0),
+    )
+
+    out = _result(locked, "the waiter's pthread_mutex_lock returned", scene.timeout)
+    n.step(
+        "waiter",
+        f"FUTEX_WAIT returned {out.syscall_result}; it re-reads the word, sees OWNER_DIED and "
+        f"CASes it to {w.tid} | WAITERS:",
+        "EOWNERDEAD, __owner = PTHREAD_MUTEX_INCONSISTENT, the mutex linked on its list",
+    )
+    woken = out.woken_word if out.woken_word is not None else -1
+    n.expect(
+        f"FUTEX_WAIT = {out.syscall_result} (woken by the exit walk), word when woken "
+        f"{_w(woken & 0xFFFFFFFF)}",
+        ("futex call", out.syscall, "WAIT"),
+        ("result", out.syscall_result, 0),
+        ("word", _w(woken & 0xFFFFFFFF), _w(_OWNER_DIED | _WAITERS)),
+    )
+    n.expect(
+        f"pthread_mutex_lock = {out.result} (EOWNERDEAD)",
+        ("pthread_mutex_lock", out.result, EOWNERDEAD),
+    )
+    n.expect(
+        f"word {_w(m.value)}, __owner {m.owner:#x} (PTHREAD_MUTEX_INCONSISTENT)",
+        ("word", _w(m.value), _w(_WAITERS | w.tid)),
+        ("__owner", hex(m.owner), hex(PTHREAD_MUTEX_INCONSISTENT)),
+    )
+
+    n.step(
+        "waiter",
+        "pthread_mutex_consistent, then pthread_mutex_unlock: the exchange to 0 takes WAITERS",
+        "away, so FUTEX_WAKE(word, 1) (nobody left to wake)",
+    )
+    r = scene.do(waiter, lambda: m.consistent(waiter.rl), "pthread_mutex_consistent returned")
+    n.expect(
+        f"pthread_mutex_consistent = {r}, __owner {m.owner}",
+        ("result", r, 0),
+        ("__owner", m.owner, w.tid),
+    )
+    r2 = scene.do(waiter, lambda: m.unlock(waiter.rl), "pthread_mutex_unlock returned")
+    n.expect(
+        f"FUTEX_WAKE = {r2}; word {_w(m.value)}, robust list: {_hex_entries(waiter.rl)}",
+        ("FUTEX_WAKE", r2, 0),
+        ("word", _w(m.value), _w(0)),
+        ("entries", waiter.rl.entries(), []),
+    )
+
+
+_PARTS: dict[str, tuple[str, Callable[[_Narrator, _Scene], None]]] = {
+    "a": ("robust PI mutex", _part_pi),
+    "b": ("plain robust mutex", _part_plain),
+}
+
+
+def _finish(n: _Narrator, scene: _Scene) -> None:
+    """Stop the part's threads and check what the kernel was left with."""
+    tasks = [a.task for a in scene.actors]
+    blocked = [t.tid for t in tasks if t.blocked is not None]
+    for a in scene.actors:
+        a.stop(scene.timeout)
+    for t in tasks:
+        n.part.calls.update(t.calls)
+    stuck = [a.thread.name for a in scene.actors if a.thread.is_alive()]
+    queued = scene.process.futex.stats().queued
+    try:
+        scene.process.futex.check_invariants()
+        for t in tasks:
+            scene.process.futex.pi.check_task(t)
+        broken = ""
+    except AssertionError as exc:
+        broken = str(exc) or "AssertionError"
+    n.step("kernel", "after the part:")
+    n.expect(
+        "no task blocked, no thread left running, no waiter queued; invariants hold "
+        "(queues, PI state)",
+        ("blocked tasks", blocked, []),
+        ("threads still running", stuck, []),
+        ("waiters queued", queued, 0),
+        ("invariant", broken, ""),
+    )
+
+
+def run_robust_demo(parts: str = "ab", *, timeout: float = DEFAULT_TIMEOUT) -> RobustReport:
+    """Run the robust scenarios named in ``parts`` (``"a"``: robust PI mutex, ``"b"``:
+    plain robust mutex), in that order, on a fresh :class:`LinuxKernel`: one process, a
+    page of its memory per part, one real thread per task.  ``timeout`` bounds every
+    wait for another thread."""
+    unknown = set(parts) - set(_PARTS)
+    if unknown:
+        raise ValueError(f"unknown robust scenario(s): {''.join(sorted(unknown))}")
+    process = LinuxKernel().new_process()
+    report = RobustReport([], 0.0)
+    start = time.perf_counter()
+    for label in parts:
+        title, body = _PARTS[label]
+        part = RobustPart(label, title)
+        report.parts.append(part)
+        n = _Narrator(part)
+        scene = _Scene(process, process.mmap(_PAGE), timeout)
+        try:
+            body(n, scene)
+        except _Stuck as exc:
+            n.fail(f"stuck: {exc}")
+        except Exception as exc:  # a failed step, reported; the part stops here
+            n.fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            _finish(n, scene)
+    report.elapsed = time.perf_counter() - start
+    return report
