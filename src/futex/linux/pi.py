@@ -144,24 +144,7 @@ class PiLockRequest:
     def complete(self) -> int | None:
         """0 if the lock was handed to us (fixing the word if an exit handed it on),
         else leave the PI state and answer ``None``."""
-        w = self.waiter
-        if w is None:
-            return None
-        manager = self.task.process.futex
-        while True:
-            b = w.bucket
-            if b is None:
-                self._fixup_owner()
-                return 0
-            with b.lock:
-                if w.bucket is not b:
-                    continue
-                with manager.pi.lock:
-                    manager.dequeue_locked(b, w)
-                    pw = w.pi
-                    manager.pi.unblock(pw)
-                    release_if_idle(self.task, pw.state)
-                return None
+        return finish_pi_wait(self.task, self.waiter, self.uaddr)
 
     def detach(self) -> None:
         if self.waiter is not None:
@@ -205,12 +188,33 @@ class PiLockRequest:
             self.waiter = w
         return None
 
-    def _fixup_owner(self) -> None:
-        """Once woken owning the lock, the word must name us (``fixup_pi_state_owner``);
-        a lock handed on by a dying owner gains OWNER_DIED."""
-        w = self.waiter
-        died = w is not None and isinstance(w.pi, PiWaiter) and w.pi.owner_died
-        _fixup_word(self.task, self.uaddr, owner_died=died)
+def finish_pi_wait(task: Task, w: Waiter | None, uaddr: int) -> int | None:
+    """End a PI wait (LOCK_PI, or WAIT_REQUEUE_PI on either side of its requeue).
+
+    If a hand-off or an atomic take already dequeued ``w``, the task owns the PI futex at
+    ``uaddr``: fix the word up (``fixup_pi_owner``; OWNER_DIED when a dying owner handed it
+    on) and answer 0.  Else dequeue it (following requeues), leave the PI state it blocks
+    on, if any, and answer ``None``.
+    """
+    if w is None:
+        return None
+    manager = task.process.futex
+    while True:
+        b = w.bucket
+        if b is None:
+            died = isinstance(w.pi, PiWaiter) and w.pi.owner_died
+            _fixup_word(task, uaddr, owner_died=died)
+            return 0
+        with b.lock:
+            if w.bucket is not b:
+                continue
+            with manager.pi.lock:
+                manager.dequeue_locked(b, w)
+                pw = w.pi
+                if isinstance(pw, PiWaiter):
+                    manager.pi.unblock(pw)
+                    release_if_idle(task, pw.state)
+            return None
 
 
 def _fixup_word(task: Task, uaddr: int, *, owner_died: bool) -> None:

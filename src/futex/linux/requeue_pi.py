@@ -48,7 +48,13 @@ from futex.kernel.buckets import lock_two, unlock_two
 from futex.kernel.core import notify_all
 from futex.linux import abi
 from futex.linux.blocking import Deadline, PendingWait
-from futex.linux.pi import _fixup_word, _Retry, lock_pi_atomic, release_if_idle, reread_timeout
+from futex.linux.pi import (
+    _Retry,
+    finish_pi_wait,
+    lock_pi_atomic,
+    release_if_idle,
+    reread_timeout,
+)
 
 if TYPE_CHECKING:
     from futex.linux.kernel import Task
@@ -135,26 +141,9 @@ class WaitRequeuePiRequest:
         return None
 
     def complete(self) -> int | None:
-        w = self.waiter
-        if w is None:
-            return None
-        manager = self.task.process.futex
-        while True:
-            b = w.bucket
-            if b is None:  # woken owning uaddr2 (locked, or handed over by UNLOCK_PI)
-                died = isinstance(w.pi, PiWaiter) and w.pi.owner_died
-                _fixup_word(self.task, self.uaddr2, owner_died=died)
-                return 0
-            with b.lock:
-                if w.bucket is not b:
-                    continue
-                with manager.pi.lock:
-                    manager.dequeue_locked(b, w)
-                    pw = w.pi
-                    if isinstance(pw, PiWaiter):
-                        manager.pi.unblock(pw)
-                        release_if_idle(self.task, pw.state)
-                return None
+        """0 once woken owning ``uaddr2`` (taken by the requeue, or handed over by
+        UNLOCK_PI), else leave whichever queue it is on and answer ``None``."""
+        return finish_pi_wait(self.task, self.waiter, self.uaddr2)
 
     def detach(self) -> None:
         if self.waiter is not None:
