@@ -76,10 +76,12 @@ if TYPE_CHECKING:
 __all__ = [
     "PiLockRequest",
     "exit_pi_state_list",
+    "finish_pi_wait",
     "futex_lock_pi",
     "futex_unlock_pi",
     "lock_pi_atomic",
     "release_if_idle",
+    "reread_timeout",
 ]
 
 _TID = abi.FUTEX_TID_MASK
