@@ -17,7 +17,7 @@ manual clock to its deadline (ETIMEDOUT) or by a signal (EINTR).  A host call th
 emulator answered at once is still run under a watchdog: if the host blocks after all, a
 signal ends it and the disagreement is reported as ``BLOCKED``.
 
-PI commands (LOCK_PI, UNLOCK_PI, TRYLOCK_PI, LOCK_PI2; not requeue-PI yet): a PI word names
+PI commands (LOCK_PI, UNLOCK_PI, TRYLOCK_PI, LOCK_PI2): a PI word names
 a task, and the host looks that task up (``attach_to_pi_owner``) once it has set
 FUTEX_WAITERS in a writable word.  The only tasks a PI word may name there are the caller
 (the emulated task has its tid), :class:`Peer` (an idle thread of this process, an
@@ -31,6 +31,29 @@ FUTEX_WAITERS set); the emulated wait is then checked to restart on a signal
 (ERESTARTNOINTR), and ended by advancing the clock to its deadline (ETIMEDOUT) or by
 killing it (-EINTR).  Without a timeout it is skipped.  A host PI lock that blocks anyway
 cannot be ended by a signal (it restarts): the watchdog has the peer unlock the word.
+
+Requeue-PI: WAIT_REQUEUE_PI blocks like WAIT_BITSET (same probes; the emulated wait is
+checked to restart on a signal, ERESTARTNOINTR, then ended by the clock or killed).  One
+the emulator answers at once is first made on the host with an expired timeout when its
+own timeout is none or in the future (ETIMEDOUT there: the host would sleep, a signal
+would only restart it, so it is not run).  A single task's CMP_REQUEUE_PI finds nobody
+waiting: 0 after its checks (it reads uaddr2 too).
+
+futex2 (:class:`Sys2`): futex_waitv, futex_wake, futex_wait, futex_requeue, interleaved
+with the futex(2) calls; their ``struct futex_waitv`` vectors are written (by both sides)
+wherever the pages are writable.  A blocked futex2 wait is proved on the host with an
+already expired timeout (ETIMEDOUT), then ended like a plain wait.
+
+The peer's calls (``Call.peer``, ``Sys2.peer``): a blocked wait whose deadline is far (or
+none) may instead be ended by the peer.  The host makes the call for real; the peer thread
+waits until ``/proc`` shows the caller asleep in it, makes its calls (wakes, requeues,
+CMP_REQUEUE_PI, UNLOCK_PI) until the caller is woken, and signals it if it still sleeps
+after them.  The emulated peer task makes the same calls.  Results, the peer's results and
+whether the signal was needed must agree: wakes through futex(2) and futex2, the index a
+futex_waitv returns, a WAIT_REQUEUE_PI waiter taking the free PI word or requeued onto the
+peer's lock (then handed it, or EWOULDBLOCK on the signal).  The harness only lets the peer
+make calls that cannot block or look up a task of the host's, and only ends a
+WAIT_REQUEUE_PI that way when a CMP_REQUEUE_PI among them surely ends its wait.
 """
 
 from __future__ import annotations
@@ -56,21 +79,35 @@ from futex.memory import PAGE_SIZE, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE,
 
 __all__ = [
     "BLOCKED",
+    "CLOCK_MONOTONIC_ID",
+    "CLOCK_REALTIME_ID",
+    "FUTEX2_NAMES",
     "LAYOUT",
     "NO_TASK_TIDS",
     "PALETTE",
+    "PEER_SIGNAL",
     "PI_COMMANDS",
     "PI_UNALIGNED",
     "PI_WORDS",
+    "REQUEUE_PI_COMMANDS",
+    "SYS_FUTEX",
+    "SYS_REQUEUE",
+    "SYS_WAIT",
+    "SYS_WAITV",
+    "SYS_WAKE",
     "TASKLESS_TID_MIN",
     "At",
     "Call",
     "Current",
     "Differ",
     "Mismatch",
+    "PeerCall",
     "Store",
+    "Sys2",
     "TidWord",
+    "WaitvEntry",
     "host_layout",
+    "host_syscall",
 ]
 
 U32 = 0xFFFFFFFF
@@ -80,10 +117,29 @@ MS_ASYNC = 1
 PAGE = PAGE_SIZE
 RW = PROT_READ | PROT_WRITE
 #: Commands that may block (non-PI): the host runs them under the watchdog.
-BLOCKING_COMMANDS = frozenset({abi.FUTEX_WAIT, abi.FUTEX_WAIT_BITSET})
-#: The PI commands the emulator implements (requeue-PI is still ENOSYS there).
+BLOCKING_COMMANDS = frozenset({abi.FUTEX_WAIT, abi.FUTEX_WAIT_BITSET, abi.FUTEX_WAIT_REQUEUE_PI})
+#: Requeue-PI: WAIT_REQUEUE_PI blocks like WAIT_BITSET (a signal restarts it); a single
+#: task's CMP_REQUEUE_PI never finds a waiter (unless the peer makes it: ``Call.peer``).
+REQUEUE_PI_COMMANDS = frozenset({abi.FUTEX_WAIT_REQUEUE_PI, abi.FUTEX_CMP_REQUEUE_PI})
+#: The PI lock commands (the requeue-PI ones are :data:`REQUEUE_PI_COMMANDS`).
 PI_COMMANDS = frozenset(
     {abi.FUTEX_LOCK_PI, abi.FUTEX_UNLOCK_PI, abi.FUTEX_TRYLOCK_PI, abi.FUTEX_LOCK_PI2}
+)
+#: futex(2) commands the peer may make to end a blocked call: they never block (LOCK_PI
+#: and LOCK_PI2 only with a timeout surely expired or bad) and the PI ones look up only
+#: tasks the harness allows (their words are checked before the peer's first call).
+PEER_FUTEX_COMMANDS = frozenset(
+    {
+        abi.FUTEX_WAKE,
+        abi.FUTEX_WAKE_BITSET,
+        abi.FUTEX_REQUEUE,
+        abi.FUTEX_CMP_REQUEUE,
+        abi.FUTEX_CMP_REQUEUE_PI,
+        abi.FUTEX_UNLOCK_PI,
+        abi.FUTEX_LOCK_PI,
+        abi.FUTEX_LOCK_PI2,
+        abi.FUTEX_TRYLOCK_PI,
+    }
 )
 #: PI commands that look up the task a word names (and, but TRYLOCK_PI, may block on it).
 PI_LOCK_COMMANDS = frozenset({abi.FUTEX_LOCK_PI, abi.FUTEX_TRYLOCK_PI, abi.FUTEX_LOCK_PI2})
@@ -115,6 +171,32 @@ WATCHDOG_SECONDS = 2.0
 #: A pending emulated wait whose deadline is at most this far ends by advancing the clock
 #: (-ETIMEDOUT); a later one, or one without a deadline, by a signal (-EINTR).
 MAX_ADVANCE_NS = 10 * abi.NSEC_PER_SEC
+
+#: A wait ended by the peer (``Call.peer``, ``Sys2.peer``) must have no deadline or one at
+#: least this far ahead on the host's clock (so that it cannot time out meanwhile).
+PEER_MIN_TIMEOUT_NS = 30 * abi.NSEC_PER_SEC
+#: How long the peer waits for the caller to fall asleep in its call.
+PEER_PATIENCE_SECONDS = 1.5
+
+#: futex2 system calls (x86-64 numbers) and their names.
+SYS_FUTEX = abi.SYS_futex
+SYS_WAITV = abi.SYS_futex_waitv
+SYS_WAKE = abi.SYS_futex_wake
+SYS_WAIT = abi.SYS_futex_wait
+SYS_REQUEUE = abi.SYS_futex_requeue
+FUTEX2_NAMES = {
+    SYS_WAITV: "futex_waitv",
+    SYS_WAKE: "futex_wake",
+    SYS_WAIT: "futex_wait",
+    SYS_REQUEUE: "futex_requeue",
+}
+#: A :class:`PeerCall` number: SIGUSR1 to the caller (a handler without SA_RESTART), then
+#: wait for it to sleep in its call again (a restart) or to return from it.
+PEER_SIGNAL = -1
+#: futex2 calls that may block.
+FUTEX2_WAITS = frozenset({SYS_WAITV, SYS_WAIT})
+CLOCK_REALTIME_ID = 0
+CLOCK_MONOTONIC_ID = 1
 
 #: Hash buckets per emulated table: few, as one task never has more than one waiter (and a
 #: fresh kernel per sequence must be cheap).
@@ -407,11 +489,37 @@ class Current:
 Value = int | Current
 
 
+def _arg_repr(x: Addr | Current) -> str:
+    return hex(x) if isinstance(x, int) else repr(x)
+
+
+@dataclass(frozen=True)
+class PeerCall:
+    """A system call the peer makes once the caller sleeps in a blocking call (the harness
+    checks ``/proc``): ``nr`` (``SYS_FUTEX`` or a futex2 number) and its register values,
+    symbolic like a call's; :class:`Current` values are taken before the peer's first
+    call."""
+
+    nr: int
+    args: tuple[Addr | Current, ...]
+
+    def __repr__(self) -> str:
+        if self.nr == PEER_SIGNAL:
+            return "peer signal()"
+        if self.nr == SYS_FUTEX and len(self.args) > 1 and isinstance(self.args[1], int):
+            name = f"futex[{describe_op(self.args[1])}]"
+        else:
+            name = FUTEX2_NAMES.get(self.nr, f"syscall {self.nr}")
+        return f"peer {name}({', '.join(_arg_repr(a) for a in self.args)})"
+
+
 @dataclass(frozen=True)
 class Call:
     """futex(2) with six register values; ``utime`` may be symbolic (a timespec pointer).
     ``interrupt``: if the emulated call blocks, end it by a signal even if it has a near
-    deadline."""
+    deadline.  ``peer``: if it blocks (and its deadline is far), the peer makes these
+    calls meanwhile, on the host as on the emulator; if the caller still sleeps after
+    them, a signal ends its call."""
 
     uaddr: Addr
     op: int
@@ -420,19 +528,65 @@ class Call:
     uaddr2: Addr
     val3: Value
     interrupt: bool = False
+    peer: tuple[PeerCall, ...] = ()
 
     def __repr__(self) -> str:
-        def a(x: Addr | Current) -> str:
-            return hex(x) if isinstance(x, int) else repr(x)
-
+        a = _arg_repr
         return (
             f"Call(uaddr={a(self.uaddr)}, op={self.op:#x} [{describe_op(self.op)}], "
             f"val={a(self.val)}, utime={a(self.utime)}, uaddr2={a(self.uaddr2)}, "
-            f"val3={a(self.val3)}{', interrupt' if self.interrupt else ''})"
+            f"val3={a(self.val3)}{', interrupt' if self.interrupt else ''}"
+            f"{f', peer={list(self.peer)}' if self.peer else ''})"
         )
 
 
-Step = Store | Call
+@dataclass(frozen=True)
+class WaitvEntry:
+    """One ``struct futex_waitv`` {u64 val; u64 uaddr; u32 flags; u32 __reserved}, written
+    (by both sides) into the vector of a futex_waitv / futex_requeue call before it is
+    made.  ``val`` may be :class:`Current` (taken before the vector is written)."""
+
+    uaddr: Addr
+    val: Value
+    flags: int
+    reserved: int = 0
+
+    def __repr__(self) -> str:
+        r = f", reserved={self.reserved:#x}" if self.reserved else ""
+        return f"E({_arg_repr(self.uaddr)}, {_arg_repr(self.val)}, {self.flags:#x}{r})"
+
+
+@dataclass(frozen=True)
+class Sys2:
+    """A futex2 system call: ``nr`` (futex_waitv, futex_wake, futex_wait, futex_requeue)
+    with register values (:class:`At`, ints, :class:`Current`).  ``entries`` are written
+    at ``vector`` first, wherever the layout's pages there are writable (a vector may
+    straddle into a read-only, unreadable or unmapped page).  ``interrupt`` and ``peer``
+    as for :class:`Call`."""
+
+    nr: int
+    args: tuple[Addr | Current, ...]
+    entries: tuple[WaitvEntry, ...] = ()
+    vector: Addr = 0
+    interrupt: bool = False
+    peer: tuple[PeerCall, ...] = ()
+
+    def __repr__(self) -> str:
+        args = ", ".join(_arg_repr(a) for a in self.args)
+        more = ""
+        if self.entries:
+            shown = [repr(e) for e in self.entries]
+            if len(shown) > 8:  # futex_waitv of 128: one word's neighbours
+                shown = [*shown[:3], f"... {len(shown) - 4} more ...", shown[-1]]
+            more += f", entries at {_arg_repr(self.vector)}: [{', '.join(shown)}]"
+        if self.interrupt:
+            more += ", interrupt"
+        if self.peer:
+            more += f", peer={list(self.peer)}"
+        return f"{FUTEX2_NAMES.get(self.nr, self.nr)}({args}{more})"
+
+
+Step = Store | Call | Sys2
 
 
 def describe_op(op: int) -> str:
@@ -462,12 +616,15 @@ class Mismatch:
     def signature(self) -> tuple[object, ...]:
         """What makes two mismatches "the same bug" for de-duplication."""
         s = self.step
-        if isinstance(s, Call):
+        if isinstance(s, Sys2):
+            key: tuple[object, ...] = (FUTEX2_NAMES.get(s.nr, s.nr), bool(s.peer))
+        elif isinstance(s, Call):
             base = describe_op(s.op).split("|")[0]
-            key: tuple[object, ...] = (
+            key = (
                 "unknown" if base.startswith("cmd") else base,
                 bool(s.op & abi.FUTEX_PRIVATE_FLAG),
                 _addr_class(s.uaddr),
+                bool(s.peer),
             )
         else:
             key = ("store", _addr_class(s.addr))
@@ -484,6 +641,14 @@ class Mismatch:
             lines.append("  sequence:")
             lines += [f"    [{i}] {s!r}" for i, s in enumerate(self.steps)]
         return "\n".join(lines)
+
+
+def _call_name(nr: int, args: Sequence[int]) -> str:
+    if nr == PEER_SIGNAL:
+        return "signal"
+    if nr == SYS_FUTEX:
+        return describe_op(args[1])
+    return FUTEX2_NAMES.get(nr, f"syscall {nr}")
 
 
 def _addr_class(a: Addr) -> str:
@@ -566,14 +731,28 @@ class Watchdog:
                 signal.pthread_kill(self._target, signal.SIGUSR1)
 
 
+_host_syscall = _libc.syscall
+_host_syscall.restype = ctypes.c_long
+_host_syscall.argtypes = [ctypes.c_long] * 7
+
+
+def host_syscall(nr: int, *args: int) -> int:
+    """System call ``nr`` on the host with up to six raw register values: >= 0 or -errno."""
+    regs = [(a & U64) - (1 << 64) if (a & U64) >> 63 else a & U64 for a in args]
+    regs += [0] * (6 - len(regs))
+    r: int = _host_syscall(nr, *regs)
+    return r if r >= 0 else -ctypes.get_errno()
+
+
 class Peer:
     """An idle thread of this process: the one live task, besides the caller, that PI
     words may name on the host (the emulated process has a task with its tid too).  It
     also rescues a host PI lock that blocked on it: :meth:`unlock` has it run UNLOCK_PI,
-    which hands the lock to the blocked caller."""
+    which hands the lock to the blocked caller; and it runs :class:`PeerJob` s (calls
+    made while the caller sleeps)."""
 
     def __init__(self) -> None:
-        self._requests: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
         ready = threading.Event()
         self.tid = 0
 
@@ -581,19 +760,107 @@ class Peer:
             self.tid = hf.gettid()
             ready.set()
             while (request := self._requests.get()) is not None:
-                uaddr, flags = request
-                hf.host_futex(uaddr, abi.FUTEX_UNLOCK_PI | flags, 0, 0, 0, 0)
+                request()
 
         self._thread = threading.Thread(target=run, name="futex-diff-peer", daemon=True)
         self._thread.start()
         ready.wait()
 
     def unlock(self, uaddr: int, flags: int) -> None:
-        self._requests.put((uaddr, flags))
+        self.submit(
+            functools.partial(hf.host_futex, uaddr, abi.FUTEX_UNLOCK_PI | flags, 0, 0, 0, 0)
+        )
+
+    def submit(self, fn: Callable[[], object]) -> None:
+        self._requests.put(fn)
 
     def close(self) -> None:
         self._requests.put(None)
         self._thread.join()
+
+
+def _proc_args(nr: int, args: Sequence[int]) -> list[str]:
+    """How ``/proc/<pid>/task/<tid>/syscall`` shows a task asleep in this call (the
+    number and the first two registers)."""
+    return [str(nr), *(f"{a & U64:#x}" for a in (*args, 0, 0)[:2])]
+
+
+class PeerJob:
+    """Runs on the peer thread while the main thread makes system call ``nr(args)``: once
+    ``/proc`` shows the main thread asleep in it, make ``calls`` until it no longer sleeps
+    (a futex_waitv woken through one entry leaves the others queued until it runs: a wake
+    of those would race with it); if it still sleeps in it after them, send it SIGUSR1 (a
+    futex wait answers EINTR; a requeue-PI wait still on its condition word restarts).
+    ``results`` stays ``None`` if the main thread never slept in the call (it returned,
+    or ``PEER_PATIENCE_SECONDS`` passed)."""
+
+    def __init__(
+        self,
+        main_tid: int,
+        nr: int,
+        args: Sequence[int],
+        calls: Sequence[tuple[int, Sequence[int]]],
+    ) -> None:
+        self.path = f"/proc/self/task/{main_tid}/syscall"
+        self.stat_path = f"/proc/self/task/{main_tid}/stat"
+        self.signature = _proc_args(nr, args)
+        self.calls = calls
+        self.target = threading.main_thread().ident
+        self.results: list[object] | None = None
+        self.signalled = False
+        self.returned = threading.Event()
+        self.finished = threading.Event()
+
+    def asleep(self) -> bool:
+        """Whether the main thread sleeps in the call: its state is S (a task just woken
+        is R, or TASK_WAKING, which ``/proc/.../syscall`` would still show in the call),
+        then its system call is this one (read second: a task that was asleep in it and
+        is not woken stays there)."""
+        try:
+            with open(self.stat_path) as f:
+                stat = f.read()
+            if stat[stat.rindex(")") + 2 :].split(" ", 1)[0] != "S":
+                return False
+            with open(self.path) as f:
+                fields = f.read().split()
+        except (OSError, ValueError):  # pragma: no cover - /proc not readable
+            return False
+        return fields[: len(self.signature)] == self.signature
+
+    def __call__(self) -> None:
+        try:
+            deadline = time.monotonic() + PEER_PATIENCE_SECONDS
+            while not self.asleep():
+                if self.returned.is_set() or time.monotonic() > deadline:
+                    return
+                time.sleep(0.0001)
+            results: list[object] = []
+            for nr, args in self.calls:
+                if nr == PEER_SIGNAL:
+                    results.append(self._signal())
+                else:
+                    results.append(host_syscall(nr, *args))
+                if not self.asleep():
+                    break  # woken: what else the peer would do races with its return
+            self.results = results
+            if self.asleep():
+                self.signalled = True
+                assert self.target is not None
+                signal.pthread_kill(self.target, signal.SIGUSR1)
+        finally:
+            self.finished.set()
+
+    def _signal(self) -> str:
+        """SIGUSR1 to the caller; ``"restarted"`` once it sleeps in its call again, or
+        ``"returned"``."""
+        assert self.target is not None
+        signal.pthread_kill(self.target, signal.SIGUSR1)
+        deadline = time.monotonic() + PEER_PATIENCE_SECONDS
+        while not self.returned.is_set() and time.monotonic() < deadline:
+            if self.asleep():
+                return "restarted"
+            time.sleep(0.0001)
+        return "returned"
 
 
 class HostLayout:
@@ -769,6 +1036,40 @@ class HostLayout:
                 raise AssertionError(f"harness: store to {a:#x}, not a writable page")
         _poke(addr, struct.pack("<I", value & U32))
 
+    def write_clipped(self, addr: int, data: bytes) -> list[tuple[int, bytes]]:
+        """Write the parts of ``data`` (to go at ``addr``) that fall in the layout's writable
+        pages; return them, for the emulated side."""
+        pieces = []
+        a, end = addr, addr + len(data)
+        while a < end:
+            n = min(end, (a | (PAGE - 1)) + 1) - a
+            page = (a - self.base) // PAGE
+            if 0 <= page < NPAGES and LAYOUT[page].writable:
+                chunk = data[a - addr : a - addr + n]
+                _poke(a, chunk)
+                pieces.append((a, chunk))
+            a += n
+        return pieces
+
+    def _pages(self, addr: int, n: int) -> list[PageSpec] | None:
+        """The layout pages ``[addr, addr + n)`` touches, or ``None`` if outside it."""
+        first, last = (addr - self.base) // PAGE, (addr + n - 1 - self.base) // PAGE
+        if not (first >= 0 and last < NPAGES):
+            return None
+        return [LAYOUT[p] for p in range(first, last + 1)]
+
+    def writable_range(self, addr: int, n: int) -> bool:
+        """Whether ``[addr, addr + n)`` lies in the layout's writable pages."""
+        pages = self._pages(addr, n)
+        return pages is not None and all(spec.writable for spec in pages)
+
+    def peek(self, addr: int, n: int) -> bytes | None:
+        """The ``n`` bytes at ``addr`` if they lie in pages Python may read, else ``None``."""
+        pages = self._pages(addr, n)
+        if pages is None or not all(spec.readable for spec in pages):
+            return None
+        return ctypes.string_at(addr, n)
+
     def word_at(self, addr: int) -> int | None:
         """The aligned word at ``addr`` if it lies in a writable layout page (one the host
         can set FUTEX_WAITERS in), else ``None``."""
@@ -918,6 +1219,7 @@ class Differ:
     def __init__(self, layout: HostLayout, watchdog: Watchdog) -> None:
         assert layout.peer is not None
         self.layout = layout
+        self.peer = layout.peer
         self.watchdog = watchdog
         self.self_tid = layout.self_tid
         self.peer_tid = layout.peer.tid
@@ -928,9 +1230,18 @@ class Differ:
         self.pi_unsafe = 0
         #: PI locks naming the peer skipped because the host would block for good
         self.pi_blocking = 0
-        #: sequences in which at least one PI call ran on both sides
+        #: sequences in which at least one PI lock call (LOCK_PI, UNLOCK_PI, TRYLOCK_PI,
+        #: LOCK_PI2), requeue-PI call, futex2 call ran on both sides
         self.pi_sequences = 0
-        self._pi_ran = False
+        self.requeue_pi_sequences = 0
+        self.futex2_sequences = 0
+        #: blocked calls ended by the peer's calls, and why the others were not
+        self.peer_ended = 0
+        self.peer_refused: collections.Counter[str] = collections.Counter()
+        #: calls made on the host with an expired timeout instead of their own, whose
+        #: deadline had passed on the emulated clock (advanced by the harness) only
+        self.expired_instead = 0
+        self._ran: set[str] = set()
         #: a PI lock's deadline, when the host would block on it
         self._pi_deadline: tuple[ClockId, int] | None = None
         self._registers = ""
@@ -947,34 +1258,82 @@ class Differ:
             return v.resolve(self.self_tid, self.peer_tid)
         return v & U32
 
+    def arg(self, emu: Emulated, a: Addr | Current) -> int:
+        """A register value: an address, an int, or the word somewhere now."""
+        return self.value(emu, a) if isinstance(a, Current) else self.resolve(a)
+
     def host(self, uaddr: int, op: int, val: int, utime: int, uaddr2: int, val3: int) -> object:
         """The host's answer, or BLOCKED."""
         cmd = op & abi.FUTEX_CMD_MASK
         guard = cmd in BLOCKING_COMMANDS or cmd in PI_COMMANDS
         if guard:
-            rescue = None
-            if cmd in PI_LOCK_COMMANDS and self.layout.peer is not None:
-                peer = self.layout.peer
+            rescue: Callable[[], None] | None = None
+            if cmd in PI_LOCK_COMMANDS:
                 flags = op & abi.FUTEX_PRIVATE_FLAG
-                rescue = functools.partial(peer.unlock, uaddr, flags)
+                rescue = functools.partial(self.peer.unlock, uaddr, flags)
+            elif cmd == abi.FUTEX_WAIT_REQUEUE_PI:
+                rescue = self._requeue_pi_rescue(uaddr, op, utime, uaddr2)
             self.watchdog.arm(WATCHDOG_SECONDS, rescue)
         try:
             r = hf.host_futex(uaddr, op, val, utime, uaddr2, val3)
         finally:
             fired = self.watchdog.disarm() if guard else False
-        if fired and (r == -abi.EINTR or cmd in PI_LOCK_COMMANDS):
+        if fired and (
+            r == -abi.EINTR or cmd in PI_LOCK_COMMANDS or cmd == abi.FUTEX_WAIT_REQUEUE_PI
+        ):
             return BLOCKED
         return r
+
+    def host2(self, nr: int, args: Sequence[int]) -> object:
+        """The host's answer to futex2 call ``nr``, or BLOCKED."""
+        guard = nr in FUTEX2_WAITS
+        if guard:
+            self.watchdog.arm(WATCHDOG_SECONDS)
+        try:
+            r = host_syscall(nr, *args)
+        finally:
+            fired = self.watchdog.disarm() if guard else False
+        return BLOCKED if fired and r == -abi.EINTR else r
+
+    def _requeue_pi_rescue(
+        self, uaddr: int, op: int, utime: int, uaddr2: int
+    ) -> Callable[[], None]:
+        """For a host WAIT_REQUEUE_PI that blocked although it should not have (a signal
+        only restarts it): the watchdog has the peer take ``uaddr2`` for it
+        (CMP_REQUEUE_PI) and hand it over (UNLOCK_PI); if it still sleeps, its restart is
+        made to fail (its word flipped, or its timeout zeroed, where writable) and it gets
+        a signal.  The harness reports BLOCKED whatever it answers then."""
+        layout, peer = self.layout, self.peer
+        private = op & abi.FUTEX_PRIVATE_FLAG
+        job = PeerJob(self.self_tid, SYS_FUTEX, (uaddr, op), ())
+
+        def rescue() -> None:
+            raw = layout.peek(uaddr, 4)
+            cur = struct.unpack("<I", raw)[0] if raw is not None else 0
+            cmp_requeue_pi = abi.FUTEX_CMP_REQUEUE_PI | private
+            hf.host_futex(uaddr, cmp_requeue_pi, 1, 0, uaddr2, cur)
+            hf.host_futex(uaddr2, abi.FUTEX_UNLOCK_PI | private, 0, 0, 0, 0)
+            time.sleep(0.05)
+            if not job.asleep():
+                return
+            if layout.word_at(uaddr) is not None:
+                layout.store(uaddr, cur ^ 1)
+            elif utime and layout.writable_range(utime, 16):
+                _poke(utime, bytes(16))
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGUSR1)
+
+        return functools.partial(peer.submit, rescue)
 
     def run(self, steps: Sequence[Step]) -> Mismatch | None:
         """Run ``steps`` from a fresh state; the first disagreement, or ``None``."""
         self.sequences += 1
-        self._pi_ran = False
+        self._ran = set()
         try:
             return self._run(steps)
         finally:
-            if self._pi_ran:
-                self.pi_sequences += 1
+            self.pi_sequences += "pi" in self._ran
+            self.requeue_pi_sequences += "requeue_pi" in self._ran
+            self.futex2_sequences += "futex2" in self._ran
 
     def _run(self, steps: Sequence[Step]) -> Mismatch | None:
         mono, rt = time.monotonic_ns(), time.time_ns()
@@ -1048,8 +1407,8 @@ class Differ:
             word = 0
         return (word ^ v.flip) & U64
 
-    def _call(self, emu: Emulated, i: int, c: Call) -> Mismatch | None:
-        bad = self._call_inner(emu, i, c)
+    def _call(self, emu: Emulated, i: int, c: Call | Sys2) -> Mismatch | None:
+        bad = self._call_inner(emu, i, c) if isinstance(c, Call) else self._call2(emu, i, c)
         if bad is not None:
             bad.registers = self._registers
         return bad
@@ -1076,7 +1435,9 @@ class Differ:
             if verdict == "skip":
                 return None
             host_blocks = verdict == "blocks"
-            self._pi_ran = True
+            self._ran.add("pi")
+        elif cmd in REQUEUE_PI_COMMANDS:
+            self._ran.add("requeue_pi")
         self.calls += 1
         try:
             r = emu.task.syscall_futex_nb(uaddr, op, val, utime, uaddr2, val3)
@@ -1089,15 +1450,40 @@ class Differ:
                 return self._pi_blocked(emu, i, c, r, args, host_blocks)
             return self._blocked(emu, i, c, r, args)
         self.outcomes[describe_op(op), r] += 1
-        if r == -abi.ETIMEDOUT and cmd == abi.FUTEX_WAIT_BITSET and self._ambiguous(emu, utime, op):
-            self.skipped += 1  # the emulated clock was advanced past this absolute deadline
-            return None
+        # The emulated clock was advanced (by the harness) past an absolute deadline that
+        # may not have passed on the host's: the host gets an already expired timeout
+        # instead (the same path: the call ran on the emulator, with its side effects).
+        expire = False
+        if r == -abi.ETIMEDOUT and cmd == abi.FUTEX_WAIT_BITSET:
+            expire = self._ambiguous(emu, utime, op)
+        if cmd == abi.FUTEX_WAIT_REQUEUE_PI:
+            verdict = self._requeue_pi_verdict(emu, args)
+            if verdict == "skip":
+                self.skipped += 1
+                return None
+            expire = verdict == "expired"
+            if verdict == "blocks":
+                return Mismatch(
+                    i,
+                    c,
+                    "blocks (not run: with an expired timeout it answers ETIMEDOUT, and its "
+                    "own timeout is none or in the future)",
+                    r,
+                    "return value",
+                )
         if host_blocks:
             assert self._pi_deadline is not None
             clock_id, when = self._pi_deadline
-            if r == -abi.ETIMEDOUT and emu.clock.now(clock_id) >= when:
-                self.skipped += 1  # the emulated clock was advanced past this deadline
-                return None
+            expire = r == -abi.ETIMEDOUT and emu.clock.now(clock_id) >= when
+        if expire:
+            self.expired_instead += 1
+            got = self.host(uaddr, op, val, self.layout.expired, uaddr2, val3)
+            if got != r:
+                return Mismatch(
+                    i, c, got, r, "return value (host: with an expired timeout instead)"
+                )
+            return None
+        if host_blocks:
             return Mismatch(
                 i,
                 c,
@@ -1108,6 +1494,455 @@ class Differ:
         got = self.host(*args)
         if got != r:
             return Mismatch(i, c, got, r, "return value")
+        return None
+
+    def _requeue_pi_verdict(self, emu: Emulated, args: tuple[int, ...]) -> str:
+        """For a WAIT_REQUEUE_PI the emulator answered at once: ``"run"`` (the host
+        answers at once too), ``"blocks"`` (it would sleep: a signal would only restart
+        it, so it is not run), ``"expired"`` (its deadline passed on the emulated clock,
+        advanced by the harness, not on the host's) or ``"skip"`` (an execute-only
+        timespec).  A call whose timeout is none or in
+        the future is first made on the host with an already expired timeout: anything
+        but ETIMEDOUT is answered before sleeping.  (Only then: the probe takes the keys,
+        which copies a private file page on write, as the real call does too.)"""
+        uaddr, op, val, utime, uaddr2, val3 = args
+        when = None
+        clock_id = ClockId.REALTIME if op & abi.FUTEX_CLOCK_REALTIME else ClockId.MONOTONIC
+        if utime:
+            ts = self.layout.read_timespec(utime)
+            if ts is False:
+                return "run"  # EFAULT
+            if ts is None:
+                return "skip"  # execute-only: may or may not be readable
+            sec, nsec = ts
+            if sec < 0 or not 0 <= nsec < abi.NSEC_PER_SEC:
+                return "run"  # EINVAL
+            when = ktime_of(sec, nsec)
+            now = time.time_ns() if clock_id == ClockId.REALTIME else time.monotonic_ns()
+            if when <= now:
+                return "run"  # at most ETIMEDOUT
+        probe = self.host(uaddr, op, val, self.layout.expired, uaddr2, val3)
+        if probe != -abi.ETIMEDOUT:
+            return "run"
+        if when is not None and when <= emu.clock.now(clock_id):
+            return "expired"
+        return "blocks"
+
+    def _deadline_of(self, utime: int, realtime: bool) -> object:
+        """The absolute deadline of a valid timeout at ``utime`` (WAIT_BITSET,
+        WAIT_REQUEUE_PI, futex2: ``futex_init_timeout``), on CLOCK_REALTIME or
+        CLOCK_MONOTONIC; ``None`` without one (a description if the host could not
+        have read it)."""
+        if not utime:
+            return None
+        ts = self.layout.read_timespec(utime)
+        if not isinstance(ts, tuple):
+            return f"none: the timespec at {utime:#x} is not readable"
+        return ClockId.REALTIME if realtime else ClockId.MONOTONIC, ktime_of(*ts)
+
+    def _ambiguous(self, emu: Emulated, utime: int, op: int) -> bool:
+        """Whether the absolute deadline at ``utime`` has passed on the emulated clock but
+        maybe not on the host's (the harness advanced the emulated clock)."""
+        rt = bool(op & abi.FUTEX_CLOCK_REALTIME)
+        return self._passed_on_emulator_only(emu, utime, rt)
+
+    def _passed_on_emulator_only(self, emu: Emulated, utime: int, realtime: bool) -> bool:
+        try:
+            sec, nsec = struct.unpack("<qq", emu.process.read(utime, 16))
+        except Exception:
+            return False
+        when = ktime_of(sec, nsec)
+        clock_id = ClockId.REALTIME if realtime else ClockId.MONOTONIC
+        host_now = time.time_ns() if realtime else time.monotonic_ns()
+        return emu.clock.now(clock_id) >= when > host_now - abi.NSEC_PER_SEC
+
+    def _blocked(
+        self,
+        emu: Emulated,
+        i: int,
+        c: Call,
+        pending: PendingWait,
+        args: tuple[int, int, int, int, int, int],
+    ) -> Mismatch | None:
+        uaddr, op, val, utime, uaddr2, val3 = args
+        cmd = op & abi.FUTEX_CMD_MASK
+        # 1. the host gets as far as the value check (timeout, bitset, key all fine) ...
+        probe = self.host(uaddr, op, val ^ 1, utime, uaddr2, val3)
+        # 2. ... and the value matches: with an expired timeout it times out instead of
+        # returning at once.
+        expired = self.host(uaddr, op, val, self.layout.expired, uaddr2, val3)
+        if probe != -abi.EAGAIN or expired != -abi.ETIMEDOUT:
+            pending.kill()
+            return Mismatch(
+                i,
+                c,
+                f"does not block (val^1 -> {probe!r}, expired timeout -> {expired!r})",
+                "blocks",
+                "blocking: host probes expect EAGAIN, ETIMEDOUT",
+            )
+        if cmd != abi.FUTEX_WAIT:
+            want_deadline = self._deadline_of(utime, bool(op & abi.FUTEX_CLOCK_REALTIME))
+            if pending.deadline != want_deadline:
+                pending.kill()
+                return Mismatch(i, c, want_deadline, pending.deadline, "blocking: deadline")
+        if c.peer:
+            calls = self._peer_calls(emu, c.peer)
+            refused = self._peer_refusal(SYS_FUTEX, args, calls)
+            if refused is None:
+                return self._peer_end(emu, i, c, pending, SYS_FUTEX, args, calls)
+            self.peer_refused[refused] += 1
+        requeue_pi = cmd == abi.FUTEX_WAIT_REQUEUE_PI
+        if requeue_pi:
+            # a signal restarts it (ERESTARTNOINTR): the timeout read again, the word
+            # compared again, queued again
+            before = pending.deadline
+            emu.task.interrupt(handler=True)
+            if pending.done() or pending.deadline != before:
+                got = pending.result() if pending.done() else ("still blocked", pending.deadline)
+                pending.kill()
+                return Mismatch(
+                    i,
+                    c,
+                    ("still blocked", before),
+                    got,
+                    "blocking: after a signal (ERESTARTNOINTR: the call runs again)",
+                )
+        # end the emulated wait
+        deadline = pending.deadline
+        if deadline is not None and not c.interrupt:
+            need = deadline[1] - emu.clock.now(ClockId(deadline[0]))
+        else:
+            need = None
+        if need is not None and 0 <= need <= MAX_ADVANCE_NS:
+            emu.clock.advance(need)
+            end, want_end = "advance", -abi.ETIMEDOUT
+        elif requeue_pi:
+            pending.kill()
+            end, want_end = "kill", -abi.EINTR
+        else:
+            emu.task.interrupt(handler=True)
+            end, want_end = "signal", -abi.EINTR
+        if not pending.done():
+            pending.kill()
+            return Mismatch(i, c, want_end, "still blocked", f"ending the wait by {end}")
+        if pending.result() != want_end or emu.task.blocked is not None:
+            return Mismatch(i, c, want_end, pending.result(), f"ending the wait by {end}: result")
+        return None
+
+    # -- the peer's calls ------------------------------------------------------------------
+
+    def _peer_calls(
+        self, emu: Emulated, peer: Sequence[PeerCall]
+    ) -> list[tuple[int, tuple[int, ...]]]:
+        return [(pc.nr, tuple(self.arg(emu, a) for a in pc.args)) for pc in peer]
+
+    def _tid_safe(self, addr: int) -> bool:
+        """Whether a PI word at ``addr`` names no task of the host's but the caller and
+        the peer (if it is readable at all)."""
+        raw = self.layout.peek(addr, 4)
+        if raw is None:
+            # 16 bytes around it surely unreadable (not execute-only: maybe readable)
+            return self.layout.read_timespec(addr & ~15) is False
+        tid = struct.unpack("<I", raw)[0] & TID_MASK
+        return tid in (0, self.self_tid, self.peer_tid) or tid >= TASKLESS_TID_MIN
+
+    def _expired(self, op: int, utime: int) -> bool:
+        """Whether a LOCK_PI / LOCK_PI2 timeout surely cannot let it block: unreadable,
+        invalid, or already past on its clock."""
+        if not utime:
+            return False
+        ts = self.layout.read_timespec(utime)
+        if ts is False:
+            return True
+        if ts is None:
+            return False
+        sec, nsec = ts
+        if sec < 0 or not 0 <= nsec < abi.NSEC_PER_SEC:
+            return True
+        rt = op & abi.FUTEX_CMD_MASK == abi.FUTEX_LOCK_PI or op & abi.FUTEX_CLOCK_REALTIME
+        now = time.time_ns() if rt else time.monotonic_ns()
+        return ktime_of(sec, nsec) < now - abi.NSEC_PER_SEC
+
+    def _far(self, utime: int, rel: bool, clock_id: ClockId) -> bool:
+        """Whether the timeout at ``utime`` (none, or valid and far in the future on the
+        host's clock) lets the peer act before it expires."""
+        if not utime:
+            return True
+        ts = self.layout.read_timespec(utime)
+        if not isinstance(ts, tuple):
+            return False
+        sec, nsec = ts
+        if sec < 0 or not 0 <= nsec < abi.NSEC_PER_SEC:
+            return False
+        when = ktime_of(sec, nsec)
+        if rel:
+            return when >= PEER_MIN_TIMEOUT_NS
+        now = time.time_ns() if clock_id == ClockId.REALTIME else time.monotonic_ns()
+        return when - now >= PEER_MIN_TIMEOUT_NS
+
+    def _peer_refusal(
+        self, nr: int, args: Sequence[int], calls: Sequence[tuple[int, Sequence[int]]]
+    ) -> str | None:
+        """Why the peer must not end this blocked call with ``calls``, or ``None``: a
+        near timeout (a race with the peer), a call that may block or look up a task of
+        the host's, a pointer the host must not follow; a requeue-PI wait (which a signal
+        only restarts) needs a CMP_REQUEUE_PI among them that surely ends it: its target
+        free or the peer's, writable."""
+        layout = self.layout
+        if nr == SYS_FUTEX:
+            uaddr, op, val, utime, uaddr2, _ = args
+            cmd = op & abi.FUTEX_CMD_MASK
+            rt = bool(op & abi.FUTEX_CLOCK_REALTIME) and cmd != abi.FUTEX_WAIT
+            clock = ClockId.REALTIME if rt else ClockId.MONOTONIC
+            if not self._far(utime, cmd == abi.FUTEX_WAIT, clock):
+                return "timeout"
+        else:
+            t, ck = self._timeout2(nr, args)
+            if t and ck not in (CLOCK_REALTIME_ID, CLOCK_MONOTONIC_ID):
+                return "timeout"
+            clock = ClockId.REALTIME if ck == CLOCK_REALTIME_ID else ClockId.MONOTONIC
+            if not self._far(t, False, clock):
+                return "timeout"
+        for pnr, pargs in calls:
+            if pnr == PEER_SIGNAL:
+                continue
+            if pnr == SYS_WAKE:
+                if not layout.safe(pargs[0], 8):
+                    return "pointer"
+                continue
+            if pnr != SYS_FUTEX:
+                return "call"
+            pcmd = pargs[1] & abi.FUTEX_CMD_MASK
+            if pcmd not in PEER_FUTEX_COMMANDS:
+                return "call"
+            if not (layout.safe(pargs[0], 4) and layout.safe(pargs[4], 4)):
+                return "pointer"
+            if pcmd == abi.FUTEX_CMP_REQUEUE_PI and not self._tid_safe(pargs[4]):
+                return "pi word"
+            if pcmd in PI_LOCK_COMMANDS:
+                if not self._tid_safe(pargs[0]):
+                    return "pi word"
+                if pcmd != abi.FUTEX_TRYLOCK_PI and not self._expired(pargs[1], pargs[3]):
+                    return "peer lock timeout"
+        if nr == SYS_FUTEX and cmd == abi.FUTEX_WAIT_REQUEUE_PI:
+            word = layout.word_at(uaddr2)
+            if word is None or word & TID_MASK not in (0, self.peer_tid):
+                return "requeue-pi target"
+            take = (uaddr, abi.FUTEX_CMP_REQUEUE_PI | (op & abi.FUTEX_PRIVATE_FLAG), 1)
+            if not any(
+                pnr == SYS_FUTEX
+                and tuple(pargs[:3]) == take
+                and pargs[3] & U32 < 0x80000000
+                and pargs[4] == uaddr2
+                and pargs[5] & U32 == val & U32
+                for pnr, pargs in calls
+            ):
+                return "requeue-pi: no CMP_REQUEUE_PI that ends it"
+        return None
+
+    def _peer_end(
+        self,
+        emu: Emulated,
+        i: int,
+        step: Call | Sys2,
+        pending: PendingWait,
+        nr: int,
+        args: Sequence[int],
+        calls: Sequence[tuple[int, Sequence[int]]],
+    ) -> Mismatch | None:
+        """End a blocked call by the peer's ``calls``: the host makes the call for real,
+        the peer making its calls once it sleeps (and signalling it if it still sleeps
+        after them); the emulated peer makes the same calls, and the emulated call gets a
+        signal if it is still blocked.  Either peer stops once its caller was woken.  The
+        call's result, the peer's results and whether a signal was needed must agree."""
+        name = describe_op(args[1]) if nr == SYS_FUTEX else FUTEX2_NAMES[nr]
+        job = PeerJob(self.self_tid, nr, args, calls)
+        rescue = None
+        if nr == SYS_FUTEX and args[1] & abi.FUTEX_CMD_MASK == abi.FUTEX_WAIT_REQUEUE_PI:
+            rescue = self._requeue_pi_rescue(args[0], args[1], args[3], args[4])
+        self.watchdog.arm(WATCHDOG_SECONDS + PEER_PATIENCE_SECONDS, rescue)
+        self.peer.submit(job)
+        try:
+            got: object = host_syscall(nr, *args)
+        finally:
+            fired = self.watchdog.disarm()
+            job.returned.set()
+        job.finished.wait()
+        if fired:
+            got = BLOCKED
+        results: list[object] = []
+        for pnr, pargs in calls:
+            r: object
+            try:
+                if pnr == PEER_SIGNAL:
+                    emu.task.interrupt(handler=True)
+                    r = "returned" if pending.done() else "restarted"
+                else:
+                    r = emu.peer.syscall_nb(pnr, *pargs) if emu.peer is not None else "no peer"
+            except Exception as exc:
+                r = exc
+            if isinstance(r, PendingWait):
+                r.kill()
+                r = "blocks"
+            results.append(r)
+            self.outcomes["peer " + _call_name(pnr, pargs), r] += 1
+            if pending.done():
+                break
+        signalled = not pending.done()
+        if signalled:
+            emu.task.interrupt(handler=True)
+        if pending.done():
+            end: object = pending.result()
+        else:
+            pending.kill()
+            end = "still blocked after a signal"
+        self.peer_ended += 1
+        self.outcomes[name, f"peer-ended {end}"] += 1
+        if job.results is None:
+            return Mismatch(
+                i, step, f"{got!r} (the peer never saw it asleep)", "blocks", "blocking: peer"
+            )
+        want = (got, job.results, job.signalled)
+        have = (end, results, signalled)
+        if want != have:
+            return Mismatch(
+                i,
+                step,
+                want,
+                have,
+                "blocking, with the peer's calls: (result, the peer's results, signalled)",
+            )
+        return None
+
+    # -- futex2 ----------------------------------------------------------------------------
+
+    def _call2(self, emu: Emulated, i: int, s: Sys2) -> Mismatch | None:
+        layout = self.layout
+        if s.entries:
+            vector = self.resolve(s.vector)
+            data = b"".join(
+                struct.pack(
+                    "<QQII",
+                    self.value(emu, e.val),
+                    self.resolve(e.uaddr),
+                    e.flags & U32,
+                    e.reserved & U32,
+                )
+                for e in s.entries
+            )
+            for a, chunk in layout.write_clipped(vector, data):
+                emu.process.write(a, chunk)
+        args = tuple(self.arg(emu, a) for a in s.args)
+        name = FUTEX2_NAMES[s.nr]
+        self._registers = (
+            f"{name}({', '.join(f'{a:#x}' for a in args)}) with the layout at {layout.base:#x}"
+        )
+        if not self._safe2(emu, s.nr, args):
+            self.skipped += 1
+            return None
+        self._ran.add("futex2")
+        self.calls += 1
+        try:
+            r = emu.task.syscall_nb(s.nr, *args)
+        except Exception as exc:
+            return Mismatch(i, s, self.host2(s.nr, args), exc, "raised")
+        if isinstance(r, PendingWait):
+            self.outcomes[name, "blocks"] += 1
+            return self._blocked2(emu, i, s, r, args)
+        self.outcomes[name, r] += 1
+        if r == -abi.ETIMEDOUT and self._ambiguous2(emu, s.nr, args):
+            # the emulated clock was advanced past the deadline: an expired one instead
+            self.expired_instead += 1
+            probe = list(args)
+            if s.nr == SYS_WAITV:
+                probe[3:5] = [self.layout.expired, CLOCK_MONOTONIC_ID]
+            else:
+                probe[4:6] = [self.layout.expired, CLOCK_MONOTONIC_ID]
+            got = self.host2(s.nr, probe)
+            if got != r:
+                return Mismatch(
+                    i, s, got, r, "return value (host: with an expired timeout instead)"
+                )
+            return None
+        got = self.host2(s.nr, args)
+        if got != r:
+            return Mismatch(i, s, got, r, "return value")
+        return None
+
+    def _timeout2(self, nr: int, args: Sequence[int]) -> tuple[int, int]:
+        """A futex2 wait's timeout pointer and clockid (as the kernel's int)."""
+        t, ck = (args[3], args[4]) if nr == SYS_WAITV else (args[4], args[5])
+        return t, (ck & U32) - ((ck & 0x80000000) << 1)
+
+    def _ambiguous2(self, emu: Emulated, nr: int, args: Sequence[int]) -> bool:
+        t, ck = self._timeout2(nr, args)
+        return self._passed_on_emulator_only(emu, t, ck == CLOCK_REALTIME_ID)
+
+    def _safe2(self, emu: Emulated, nr: int, args: Sequence[int]) -> bool:
+        """Whether every pointer the host may follow is in the layout or unmapped."""
+        ptrs: list[tuple[int, int]] = []
+        entries = 0
+        if nr == SYS_WAITV:
+            n = args[1] & U32
+            entries = n if 1 <= n <= abi.FUTEX_WAITV_MAX else 0
+            ptrs.append((args[3], 16))
+        elif nr == SYS_REQUEUE:
+            entries = 2
+        else:
+            ptrs.append((args[0], 8))
+            if nr == SYS_WAIT:
+                ptrs.append((args[4], 16))
+        if entries and args[0]:
+            ptrs.append((args[0], abi.FUTEX_WAITV_SIZE * entries))
+            for k in range(entries):
+                try:
+                    raw = emu.process.read(args[0] + abi.FUTEX_WAITV_SIZE * k, 16)
+                except Exception:
+                    break
+                ptrs.append((struct.unpack_from("<Q", raw, 8)[0], 8))
+        return all(not a or self.layout.safe(a, n) for a, n in ptrs if a + n <= U64)
+
+    def _blocked2(
+        self, emu: Emulated, i: int, s: Sys2, pending: PendingWait, args: Sequence[int]
+    ) -> Mismatch | None:
+        # The host would block too: with an already expired timeout it times out.
+        probe = list(args)
+        if s.nr == SYS_WAITV:
+            probe[3:5] = [self.layout.expired, CLOCK_MONOTONIC_ID]
+        else:
+            probe[4:6] = [self.layout.expired, CLOCK_MONOTONIC_ID]
+        got = self.host2(s.nr, probe)
+        if got != -abi.ETIMEDOUT:
+            pending.kill()
+            return Mismatch(
+                i, s, f"does not block (expired timeout -> {got!r})", "blocks", "blocking"
+            )
+        t, ck = self._timeout2(s.nr, args)
+        want_deadline = self._deadline_of(t, ck == CLOCK_REALTIME_ID)
+        if pending.deadline != want_deadline:
+            pending.kill()
+            return Mismatch(i, s, want_deadline, pending.deadline, "blocking: deadline")
+        if s.peer:
+            calls = self._peer_calls(emu, s.peer)
+            refused = self._peer_refusal(s.nr, args, calls)
+            if refused is None:
+                return self._peer_end(emu, i, s, pending, s.nr, args, calls)
+            self.peer_refused[refused] += 1
+        deadline = pending.deadline
+        need = None
+        if deadline is not None and not s.interrupt:
+            need = deadline[1] - emu.clock.now(ClockId(deadline[0]))
+        if need is not None and 0 <= need <= MAX_ADVANCE_NS:
+            emu.clock.advance(need)
+            end, want = "advance", -abi.ETIMEDOUT
+        else:
+            emu.task.interrupt(handler=True)
+            end, want = "signal", -abi.EINTR
+        if not pending.done():
+            pending.kill()
+            return Mismatch(i, s, want, "still blocked", f"ending the wait by {end}")
+        if pending.result() != want or emu.task.blocked is not None:
+            return Mismatch(i, s, want, pending.result(), f"ending the wait by {end}: result")
         return None
 
     def _pi_verdict(self, uaddr: int, op: int, utime: int) -> str:
@@ -1153,57 +1988,6 @@ class Differ:
             return "run"  # ETIMEDOUT
         self._pi_deadline = (ClockId.REALTIME if rt else ClockId.MONOTONIC, when)
         return "blocks"
-
-    def _ambiguous(self, emu: Emulated, utime: int, op: int) -> bool:
-        """Whether the absolute deadline at ``utime`` has passed on the emulated clock but
-        maybe not on the host's (the harness advanced the emulated clock)."""
-        try:
-            sec, nsec = struct.unpack("<qq", emu.process.read(utime, 16))
-        except Exception:
-            return False
-        rt = bool(op & abi.FUTEX_CLOCK_REALTIME)
-        host_now = time.time_ns() if rt else time.monotonic_ns()
-        return ktime_of(sec, nsec) > host_now - abi.NSEC_PER_SEC
-
-    def _blocked(
-        self,
-        emu: Emulated,
-        i: int,
-        c: Call,
-        pending: PendingWait,
-        args: tuple[int, int, int, int, int, int],
-    ) -> Mismatch | None:
-        uaddr, op, val, utime, uaddr2, val3 = args
-        # 1. the host gets as far as the value check (timeout, bitset, key all fine) ...
-        probe = self.host(uaddr, op, val ^ 1, utime, uaddr2, val3)
-        # 2. ... and the value matches: with an expired timeout it times out instead of
-        # returning at once.
-        expired = self.host(uaddr, op, val, self.layout.expired, uaddr2, val3)
-        # end the emulated wait
-        deadline = pending.deadline
-        if deadline is not None and not c.interrupt:
-            need = deadline[1] - emu.clock.now(ClockId(deadline[0]))
-        else:
-            need = None
-        if need is not None and 0 <= need <= MAX_ADVANCE_NS:
-            emu.clock.advance(need)
-            end, want_end = "advance", -abi.ETIMEDOUT
-        else:
-            emu.task.interrupt(handler=True)
-            end, want_end = "signal", -abi.EINTR
-        if probe != -abi.EAGAIN or expired != -abi.ETIMEDOUT:
-            return Mismatch(
-                i,
-                c,
-                f"does not block (val^1 -> {probe!r}, expired timeout -> {expired!r})",
-                "blocks",
-                "blocking: host probes expect EAGAIN, ETIMEDOUT",
-            )
-        if not pending.done():
-            return Mismatch(i, c, want_end, "still blocked", f"ending the wait by {end}")
-        if pending.result() != want_end or emu.task.blocked is not None:
-            return Mismatch(i, c, want_end, pending.result(), f"ending the wait by {end}: result")
-        return None
 
     def _pi_blocked(
         self,

@@ -1,4 +1,5 @@
-"""Differential tests: the emulated futex(2) against the host kernel (Linux, x86-64).
+"""Differential tests: the emulated futex(2) and futex2 calls against the host kernel (Linux,
+x86-64).
 
 The same single-task call sequences run on both, over the same mappings at the same
 addresses (see ``differential_support``), and every return value and every readable page
@@ -9,8 +10,17 @@ PI commands (LOCK_PI, UNLOCK_PI, TRYLOCK_PI, LOCK_PI2) are in: their words name 
 (EDEADLK, UNLOCK_PI's 0), nobody (0: the lock is taken), the peer thread (TRYLOCK_PI's
 EWOULDBLOCK, LOCK_PI's timeout) or tids no task can have (ESRCH), with FUTEX_WAITERS and
 FUTEX_OWNER_DIED in any combination; the harness skips a PI lock whose word could name any
-other task of the host's.  Requeue-PI (WAIT_REQUEUE_PI, CMP_REQUEUE_PI) is still out: the
-emulator answers ENOSYS for it.
+other task of the host's.  Requeue-PI (WAIT_REQUEUE_PI, CMP_REQUEUE_PI) is in: condition
+words to PI targets (free, the caller's, the peer's, no task's, read-only, unmapped, the
+same word or the same key through another address), valid and invalid counts and values;
+the peer ends some WAIT_REQUEUE_PI waits with its CMP_REQUEUE_PI (taking the target for
+the waiter, or requeueing it onto the peer's lock) and UNLOCK_PI.
+
+futex_waitv and the futex2 futex_wake / futex_wait / futex_requeue are interleaved with
+the futex(2) calls and stores: flags (sizes, FUTEX2_PRIVATE, FUTEX2_NUMA with its node
+word, FUTEX2_MPOL, bad bits), nr 0 / 1..128 / 129, clockids, reserved fields, vectors on
+various pages (straddling, unwritable, unmapped); blocked waits are ended by the clock, a
+signal or the peer's wakes (futex_waitv then returns a woken entry's index).
 """
 
 from __future__ import annotations
@@ -26,6 +36,8 @@ if not _hostfutex.available():  # pragma: no cover - other hosts
     pytest.skip("needs the host kernel: Linux on x86-64", allow_module_level=True)
 
 from differential_support import (
+    CLOCK_MONOTONIC_ID,
+    CLOCK_REALTIME_ID,
     LAST_SLOT_OFFSET,
     LAYOUT,
     NO_TASK_TIDS,
@@ -33,10 +45,16 @@ from differential_support import (
     PAGE,
     PAGE_INDEX,
     PALETTE,
+    PEER_SIGNAL,
     PI_COMMANDS,
     PI_UNALIGNED,
     PI_WORDS,
     SLOT,
+    SYS_FUTEX,
+    SYS_REQUEUE,
+    SYS_WAIT,
+    SYS_WAITV,
+    SYS_WAKE,
     TASKLESS_TID_MIN,
     U32,
     U64,
@@ -45,9 +63,12 @@ from differential_support import (
     Current,
     Differ,
     Mismatch,
+    PeerCall,
     Step,
     Store,
+    Sys2,
     TidWord,
+    WaitvEntry,
     host_layout,
 )
 from hypothesis import HealthCheck, given, settings
@@ -62,6 +83,16 @@ WAITERS = abi.FUTEX_WAITERS
 OWNER_DIED = abi.FUTEX_OWNER_DIED
 LOCK_PI, UNLOCK_PI = abi.FUTEX_LOCK_PI, abi.FUTEX_UNLOCK_PI
 TRYLOCK_PI, LOCK_PI2 = abi.FUTEX_TRYLOCK_PI, abi.FUTEX_LOCK_PI2
+WAIT_REQUEUE_PI, CMP_REQUEUE_PI = abi.FUTEX_WAIT_REQUEUE_PI, abi.FUTEX_CMP_REQUEUE_PI
+WAKE, WAKE_BITSET = abi.FUTEX_WAKE, abi.FUTEX_WAKE_BITSET
+ANY = abi.FUTEX_BITSET_MATCH_ANY
+INT_MAX = 0x7FFFFFFF
+#: futex2 flags
+F2_U32 = abi.FUTEX2_SIZE_U32
+F2_PRIVATE = abi.FUTEX2_PRIVATE
+NUMA = abi.FUTEX2_NUMA
+MPOL = abi.FUTEX2_MPOL
+FUTEX_NO_NODE = 0xFFFFFFFF
 
 # -- the harness, once per module ---------------------------------------------------------
 
@@ -237,10 +268,12 @@ OTHER_COMMANDS = (
     + [abi.FUTEX_WAKE_OP] * 4
     + [abi.FUTEX_FD, 14, 15]
 )
-#: PI commands (requeue-PI is not implemented yet: it stays out).
+#: PI lock commands.
 PI_CMDS = [LOCK_PI] * 3 + [LOCK_PI2] * 3 + [TRYLOCK_PI] * 2 + [UNLOCK_PI] * 3
+#: Requeue-PI commands.
+REQUEUE_PI_CMDS = [WAIT_REQUEUE_PI] * 3 + [CMP_REQUEUE_PI] * 2
 #: Every command.
-COMMANDS = OTHER_COMMANDS + [LOCK_PI, UNLOCK_PI, TRYLOCK_PI, LOCK_PI2] * 2
+COMMANDS = OTHER_COMMANDS + [LOCK_PI, UNLOCK_PI, TRYLOCK_PI, LOCK_PI2] * 2 + REQUEUE_PI_CMDS
 BITSET_CMDS = (abi.FUTEX_WAIT_BITSET, abi.FUTEX_WAKE_BITSET)
 flag_sets = st.sampled_from([0, PRIVATE, CLOCK_RT, PRIVATE | CLOCK_RT])
 #: Bits above the command and flags: any of them makes the command unknown (never PI).
@@ -326,9 +359,9 @@ pi_addrs = weighted((4, pi_store_addrs), (2, pi_ro_addrs), (1, some_addrs), (1, 
 
 def _cmd_flags(cmd: int) -> st.SearchStrategy[int]:
     """FUTEX_CLOCK_REALTIME mostly where it is valid (the others answer ENOSYS)."""
-    if cmd in BITSET_CMDS or cmd == LOCK_PI2:
+    if cmd in BITSET_CMDS or cmd in (LOCK_PI2, WAIT_REQUEUE_PI):
         return flag_sets
-    if cmd in PI_COMMANDS:
+    if cmd in PI_COMMANDS or cmd == CMP_REQUEUE_PI:
         return weighted((5, st.sampled_from([0, PRIVATE])), (1, flag_sets))
     return weighted((4, st.sampled_from([0, PRIVATE])), (1, flag_sets))
 
@@ -365,17 +398,215 @@ def pi_call(draw: st.DrawFn, cmd: int, uaddr: At | int) -> Call:
     return Call(uaddr, op, val, utime, uaddr2, val3, interrupt=draw(st.booleans()))
 
 
+# -- the peer's calls, ending a blocked wait -------------------------------------------------
+
+#: wake counts for the peer
+peer_counts = st.sampled_from([1, 1, 1, 2, INT_MAX, 0, U32])
+peer_bitsets = st.sampled_from([ANY, ANY, 1, 2, 0x80000000, 0])
+
+
+def wake_peer_calls(
+    draw: st.DrawFn, uaddr: At | int, private: bool, f2_flags: int | None = None
+) -> tuple[PeerCall, ...]:
+    """Calls of the peer that may wake a waiter on ``uaddr`` (futex(2) ``private`` or
+    not; a futex2 word's flags ``f2_flags``): FUTEX_WAKE, WAKE_BITSET, futex_wake, a
+    CMP_REQUEUE elsewhere and a wake there, or a wake of another word (a miss)."""
+    f = PRIVATE if private else 0
+    if f2_flags is None:
+        f2_flags = F2_U32 | (F2_PRIVATE if private else 0)
+    n = draw(peer_counts)
+    kinds = ["wake", "wake", "bitset", "futex2", "futex2", "requeue", "miss", "pi"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "pi":
+        # a PI operation meets the plain waiter (EINVAL once it looks at it), then a wake
+        pi_ops: list[tuple[int, At | int, bool]] = [
+            (LOCK_PI | f, ts_at("zero"), False),
+            (LOCK_PI2 | f, ts_at("mono_past"), False),
+            (TRYLOCK_PI | f, 0, False),
+            (UNLOCK_PI | f, 0, False),
+            (CMP_REQUEUE_PI | f, 0, True),
+        ]
+        op, utime, requeue = pi_ops[draw(st.integers(0, len(pi_ops) - 1))]
+        uaddr2: At | int = draw(pi_store_addrs) if requeue else 0
+        val3: int | Current = Current(uaddr) if requeue else 0
+        first = PeerCall(SYS_FUTEX, (uaddr, op, 1, utime, uaddr2, val3))
+        return (first, PeerCall(SYS_FUTEX, (uaddr, WAKE | f, n, 0, 0, 0)))
+    if kind == "wake":
+        return (PeerCall(SYS_FUTEX, (uaddr, WAKE | f, n, 0, 0, 0)),)
+    if kind == "bitset":
+        return (PeerCall(SYS_FUTEX, (uaddr, WAKE_BITSET | f, n, 0, 0, draw(peer_bitsets))),)
+    if kind == "futex2":
+        return (PeerCall(SYS_WAKE, (uaddr, draw(peer_bitsets), n, f2_flags)),)
+    other = draw(good_addrs)
+    if kind == "requeue":
+        return (
+            PeerCall(SYS_FUTEX, (uaddr, abi.FUTEX_CMP_REQUEUE | f, 0, 1, other, Current(uaddr))),
+            PeerCall(SYS_FUTEX, (other, WAKE | f, n, 0, 0, 0)),
+        )
+    return (PeerCall(SYS_FUTEX, (other, WAKE | f, n, 0, 0, 0)),)
+
+
+#: how often a blocking call comes with the peer's calls
+with_peer = st.sampled_from([True, False, False])
+
+
+# -- requeue-PI ---------------------------------------------------------------------------------
+
+#: Two addresses of one shared key: file A's page 0 is mapped shared at FILE_SHARED_RW,
+#: FILE_SHARED_RO and EXEC_FILE_SHARED (without FUTEX_PRIVATE_FLAG their keys are equal).
+ALIASES = {
+    P["FILE_SHARED_RW"]: P["FILE_SHARED_RO"],
+    P["FILE_SHARED_RO"]: P["FILE_SHARED_RW"],
+    P["EXEC_FILE_SHARED"]: P["FILE_SHARED_RW"],
+}
+RO_TARGET_PAGES = (
+    "PRIV_RO",
+    "SHARED_RO",
+    "FILE_SHARED_RO",
+    "FILE_PRIV_RO",
+    "FILE_PRIV_ALIAS_RO",
+    "PI_PRIV_RO",
+    "PI_SHARED_RO",
+    "PRIV_RO_ZERO",
+    "SHARED_RO_ZERO",
+    "EXEC_SHARED",
+)
+ro_targets = st.builds(
+    At, st.sampled_from(RO_TARGET_PAGES).map(P.__getitem__), st.sampled_from(ALIGNED_OFFSETS)
+)
+#: uaddr2 of a requeue-PI call: the chunk's target mostly; the word itself (EINVAL); the
+#: same shared key through another address (EINVAL, after the keys); a read-only word
+#: (it needs write access: EFAULT unless private); anything.
+uaddr2_kinds = st.sampled_from(["target"] * 6 + ["same", "alias", "alias", "ro", "any"])
+
+
+def requeue_pi_uaddr2(draw: st.DrawFn, uaddr: At | int, target: At | int | None) -> At | int:
+    kind = draw(uaddr2_kinds)
+    if kind == "same":
+        return uaddr
+    if kind == "alias":
+        if isinstance(uaddr, At) and uaddr.page in ALIASES:
+            return At(ALIASES[uaddr.page], uaddr.off)
+        kind = "target"
+    got: At | int
+    if kind == "ro":
+        got = draw(ro_targets)
+    elif kind == "target":
+        got = draw(pi_store_addrs) if target is None else target
+    else:
+        got = draw(addrs)
+    return got
+
+
+def requeue_pi_peer_calls(
+    draw: st.DrawFn, uaddr: At | int, uaddr2: At | int, op: int
+) -> tuple[PeerCall, ...]:
+    """What the peer does to a WAIT_REQUEUE_PI waiter: up to two calls that must not
+    move it (plain wakes and requeues: EINVAL; CMP_REQUEUE_PI with a wrong value, count
+    or target, or the other key kind), then the CMP_REQUEUE_PI that takes the target for
+    it (free) or requeues it onto the target's PI state (the peer's), then maybe the
+    peer's UNLOCK_PI of the target."""
+    f = op & PRIVATE
+    other = draw(some_addrs)
+    menu = [
+        PeerCall(SYS_FUTEX, (uaddr, WAKE | f, 1, 0, 0, 0)),
+        PeerCall(SYS_FUTEX, (uaddr, abi.FUTEX_CMP_REQUEUE | f, 1, 1, other, Current(uaddr))),
+        PeerCall(SYS_FUTEX, (uaddr, CMP_REQUEUE_PI | f, 1, 0, uaddr2, Current(uaddr, 1))),
+        PeerCall(SYS_FUTEX, (uaddr, CMP_REQUEUE_PI | f, 2, 0, uaddr2, Current(uaddr))),
+        PeerCall(SYS_FUTEX, (uaddr, CMP_REQUEUE_PI | f, 1, 0, other, Current(uaddr))),
+        PeerCall(SYS_FUTEX, (uaddr, CMP_REQUEUE_PI | f ^ PRIVATE, 1, 0, uaddr2, Current(uaddr))),
+        PeerCall(SYS_WAKE, (uaddr, ANY, 1, F2_U32 | (F2_PRIVATE if f else 0))),
+        PeerCall(PEER_SIGNAL, ()),  # a restart: the call runs again
+    ]
+    pre = [draw(st.sampled_from(menu)) for _ in range(draw(st.sampled_from([0, 1, 1, 2])))]
+    nr_requeue = draw(st.sampled_from([0, 0, 1, INT_MAX]))
+    take = PeerCall(SYS_FUTEX, (uaddr, CMP_REQUEUE_PI | f, 1, nr_requeue, uaddr2, Current(uaddr)))
+    post: tuple[PeerCall, ...] = ()
+    if draw(st.booleans()):
+        post = (PeerCall(SYS_FUTEX, (uaddr2, UNLOCK_PI | f, 0, 0, 0, 0)),)
+    return (*pre, take, *post)
+
+
+def wait_requeue_pi_call(draw: st.DrawFn, uaddr: At | int, target: At | int | None) -> Call:
+    """WAIT_REQUEUE_PI on ``uaddr`` (mostly its current value: it blocks) to ``target``
+    (or another uaddr2); sometimes with the peer's calls that end it."""
+    op = draw(CMD_OPS[WAIT_REQUEUE_PI])
+    uaddr2 = requeue_pi_uaddr2(draw, uaddr, target)
+    val: int | Current = Current(uaddr) if draw(choice_3_1) else draw(registers)
+    utime = draw(wait_utimes)
+    peer = requeue_pi_peer_calls(draw, uaddr, uaddr2, op) if draw(st.booleans()) else ()
+    return Call(uaddr, op, val, utime, uaddr2, draw(val3s), draw(st.booleans()), peer)
+
+
+nr_wakes = weighted(
+    (4, st.just(1)), (1, st.sampled_from([0, 2, U32, 0x80000000, 0x100000001])), (1, registers)
+)
+nr_requeues = weighted((3, small_counts), (1, registers))
+
+
+def cmp_requeue_pi_call(draw: st.DrawFn, uaddr: At | int, target: At | int | None) -> Call:
+    """CMP_REQUEUE_PI from ``uaddr`` to ``target`` (or another uaddr2): nr_wake 1 mostly,
+    the compare value mostly right.  With nobody waiting it answers 0 after its checks
+    (and after reading uaddr2)."""
+    op = draw(CMD_OPS[CMP_REQUEUE_PI])
+    uaddr2 = requeue_pi_uaddr2(draw, uaddr, target)
+    kind = draw(st.sampled_from([0, 0, 0, 1, 2]))
+    val3: int | Current = (Current(uaddr), Current(uaddr, 1), draw(val3s))[kind]
+    return Call(uaddr, op, draw(nr_wakes), draw(nr_requeues), uaddr2, val3)
+
+
+def requeue_pi_call(draw: st.DrawFn, cmd: int, uaddr: At | int, target: At | int | None) -> Call:
+    if cmd == WAIT_REQUEUE_PI:
+        return wait_requeue_pi_call(draw, uaddr, target)
+    return cmp_requeue_pi_call(draw, uaddr, target)
+
+
+#: Target words: free (the peer's CMP_REQUEUE_PI takes it for the waiter) or the peer's
+#: (it requeues the waiter onto the peer's lock) more often than other PI words.
+requeue_pi_target_values = weighted(
+    (2, pi_bits),
+    (2, st.builds(TidWord, st.just("peer"), pi_bits)),
+    (3, pi_values),
+)
+
+
+@st.composite
+def requeue_pi_chunks(draw: st.DrawFn) -> list[Step]:
+    """A PI word stored at a target (free, the caller's, the peer's, no task's, any bits),
+    then one to three requeue-PI calls from a condition word to it (or elsewhere), PI
+    calls at it and other calls at the condition word."""
+    target = draw(pi_store_addrs)
+    cond = draw(some_addrs)
+    steps: list[Step] = [Store(target, draw(requeue_pi_target_values))]
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["wait"] * 3 + ["cmp"] * 3 + ["pi", "other"]))
+        if kind == "wait":
+            steps.append(wait_requeue_pi_call(draw, cond, target))
+        elif kind == "cmp":
+            steps.append(cmp_requeue_pi_call(draw, cond, target))
+        elif kind == "pi":
+            steps.append(pi_call(draw, draw(st.sampled_from(PI_CMDS)), target))
+        else:
+            steps.append(plausible_call(draw, draw(st.sampled_from(OTHER_COMMANDS)), cond))
+    return steps
+
+
 def plausible_call(draw: st.DrawFn, cmd: int, uaddr: At | int | None = None) -> Call:
     """A call that mostly gets far: the command decides what each argument is drawn from,
     and each is a good one more often than not (never always).  ``uaddr``: the word."""
     if cmd in PI_COMMANDS:
         return pi_call(draw, cmd, draw(pi_addrs) if uaddr is None else uaddr)
+    if cmd in (WAIT_REQUEUE_PI, CMP_REQUEUE_PI):
+        return requeue_pi_call(draw, cmd, draw(some_addrs) if uaddr is None else uaddr, None)
     op = draw(CMD_OPS[cmd])
     if uaddr is None:
         uaddr = draw(some_addrs)
+    peer: tuple[PeerCall, ...] = ()
     if cmd in (abi.FUTEX_WAIT, abi.FUTEX_WAIT_BITSET):
         val: int | Current = Current(uaddr) if draw(choice_3_1) else draw(registers)
         utime: At | int = draw(wait_utimes)
+        if draw(with_peer):
+            peer = wake_peer_calls(draw, uaddr, bool(op & PRIVATE))
     else:
         val = draw(count_vals)
         utime = draw(count_utimes)
@@ -392,7 +623,7 @@ def plausible_call(draw: st.DrawFn, cmd: int, uaddr: At | int | None = None) -> 
         val3 = draw(bitset_val3s)
     else:
         val3 = draw(val3s)
-    return Call(uaddr, op, val, utime, uaddr2, val3, interrupt=draw(st.booleans()))
+    return Call(uaddr, op, val, utime, uaddr2, val3, draw(st.booleans()), peer)
 
 
 @st.composite
@@ -457,20 +688,311 @@ plain_stores = st.builds(
 stores = weighted((3, plain_stores), (1, pi_stores))
 
 
-def sequences(commands: list[int], max_size: int = 12) -> st.SearchStrategy[list[Step]]:
-    return st.lists(weighted((3, calls(commands)), (1, stores)), min_size=2, max_size=max_size)
+# -- futex2: futex_waitv, futex_wake, futex_wait, futex_requeue --------------------------------
+
+f2_good_flags = st.builds(
+    lambda p, n, m: F2_U32 | p | n | m,
+    st.sampled_from([0, F2_PRIVATE]),
+    weighted((3, st.just(0)), (1, st.just(NUMA))),
+    weighted((5, st.just(0)), (1, st.just(MPOL))),
+)
+f2_bad_flags = weighted(
+    (2, st.sampled_from([0, 1, 3, F2_PRIVATE, F2_PRIVATE | 1, F2_PRIVATE | 3])),
+    (1, st.sampled_from([0x10, 0x40, 0x100, 0x80000000, 0xFFFFFFFF]).map(lambda b: b | F2_U32)),
+    (1, st.integers(0, U32)),
+    (1, st.sampled_from([1 << 32 | F2_U32, F2_U32 | NUMA | 1])),
+)
+#: futex2 flags: mostly valid (32-bit, PRIVATE, NUMA, MPOL in any combination)
+f2_flags = weighted((10, f2_good_flags), (1, f2_bad_flags))
+#: NUMA futexes are u32[2], 8-byte aligned; PAGE - 8: the node word ends the page
+EIGHT_OFFSETS = (0, 8, 16, 24, 32, 40, 0x48, 0x100, PAGE - 8)
+f2_good_addrs = st.builds(
+    At, st.sampled_from(GOOD_PAGES).map(P.__getitem__), st.sampled_from(EIGHT_OFFSETS)
+)
+f2_addrs = weighted((6, f2_good_addrs), (2, good_addrs), (2, addrs))
+#: node words (FUTEX_NO_NODE is written back as node 0; nodes but 0 do not exist)
+NODE_PAGES = ("PRIV_RW", "SHARED_RW", "FILE_SHARED_RW", "FILE_PRIV_RW", "WRITE_ONLY_PRIV")
+node_stores = st.builds(
+    Store,
+    st.builds(
+        At,
+        st.sampled_from(NODE_PAGES).map(P.__getitem__),
+        st.sampled_from(EIGHT_OFFSETS).map(lambda o: o + 4),
+    ),
+    weighted((4, st.sampled_from([FUTEX_NO_NODE, 0])), (1, st.sampled_from([1, 0xFFFFFFFE, 64]))),
+)
+f2_reserved = weighted((15, st.just(0)), (1, st.sampled_from([1, 0x80000000])))
+f2_masks = weighted(
+    (6, st.just(ANY)),
+    (2, st.sampled_from([1, 0x80000000])),
+    (1, st.sampled_from([0, 1 << 32, U64])),
+)
+f2_counts = weighted(
+    (6, st.sampled_from([0, 1, 2, INT_MAX])),
+    (1, st.sampled_from([U32, 1 << 32, 1 << 31, (1 << 32) | 1])),
+)
+#: futex_waitv / futex_requeue's own flags (must be 0)
+f2_call_flags = weighted((12, st.just(0)), (1, st.sampled_from([1, 1 << 32, 0x80, U32])))
 
 
-def pi_sequences(max_chunks: int = 4) -> st.SearchStrategy[list[Step]]:
-    """A PI chunk, then up to ``max_chunks`` more chunks, PI calls, stores, any calls."""
+def ts_at(name: str) -> At:
+    return At(P["TIMESPEC"], 16 * SLOT[name])
+
+
+f2_timeouts = weighted(
+    (3, st.just(0)),
+    (3, st.sampled_from(["zero", "one_sec", "mono_past", "rt_past"]).map(ts_at)),
+    (
+        3,
+        st.sampled_from(
+            ["mono_future", "rt_future", "mono_year", "rt_year", "ktime_sec_max", "s64_max_sec"]
+        ).map(ts_at),
+    ),
+    (1, st.sampled_from(["neg_sec", "neg_nsec", "nsec_1e9", "nsec_hi_bits", "min_sec"]).map(ts_at)),
+    (
+        1,
+        st.sampled_from(
+            [
+                At(P["HOLE"], 0),
+                At(P["TIMESPEC"], PAGE - 8),  # {2, 0}'s nsec and PRIV_RO's first word
+                At(P["PRIV_RO"], PAGE - 8),  # straddles into PROT_NONE
+                At(P["EXEC_SHARED"], 0),
+                8,
+                1 << 63,
+            ]
+        ),
+    ),
+)
+#: clockids: CLOCK_REALTIME, CLOCK_MONOTONIC (the int register: high bits ignored), others
+f2_clocks = weighted(
+    (8, st.sampled_from([CLOCK_REALTIME_ID, CLOCK_MONOTONIC_ID])),
+    (1, st.sampled_from([2, 3, 5, 11, U64, (1 << 32) | 1, 1 << 32])),
+)
+#: Where vectors go: PRIV_RW + 0x400 has room for 128 entries; others straddle into the
+#: next page (readable or not, writable or not: what lies beyond is read as it is), or
+#: lie in unwritable or unmapped memory.
+VECTOR_HOME = At(P["PRIV_RW"], 0x400)
+BIG_VECTOR_SPOTS = (VECTOR_HOME, At(P["SHARED_RW"], 0x400), At(P["WRITE_ONLY_PRIV"], 0x400))
+vectors = weighted(
+    (10, st.just(VECTOR_HOME)),
+    (
+        3,
+        st.sampled_from(
+            [
+                At(P["SHARED_RW"], 0x200),
+                At(P["FILE_SHARED_RW"], 0x300),
+                At(P["FILE_PRIV_RW"], 0x80),
+                At(P["WRITE_ONLY_PRIV"], 0x100),
+                At(P["TIMESPEC"], 0x400),  # after the timespec slots
+                At(P["EOF_SHARED"], 0x7F0),  # across file C's EOF, in its page
+                At(P["PRIV_RW"], 0x404),  # 4-byte aligned only
+                At(P["PRIV_RW"], 0x401),  # unaligned
+            ]
+        ),
+    ),
+    (
+        2,
+        st.sampled_from(
+            [
+                At(P["PRIV_RW"], PAGE - 24),  # into TIMESPEC (writable)
+                At(P["WRITE_ONLY_PRIV"], PAGE - 20),  # into WRITE_ONLY_SHARED
+                At(P["SHARED_RW"], PAGE - 12),  # into SHARED_RO: its words are read
+                At(P["EOF_SHARED"], PAGE - 12),  # into a page past EOF: EFAULT
+                At(P["PRIV_RO"], PAGE - 12),  # unwritable, then PROT_NONE
+                At(P["PRIV_RO"], 0x40),  # unwritable: garbage entries
+            ]
+        ),
+    ),
+    (
+        1,
+        st.sampled_from(
+            [At(P["HOLE"], 0), At(P["PROT_NONE"], 8), At(P["EXEC_PRIV"], 0), 0, 8, USER_MAX - 8]
+        ),
+    ),
+)
+
+
+def f2_value(draw: st.DrawFn, uaddr: At | int) -> int | Current:
+    """An entry's / futex_wait's value: the word's (it blocks) mostly; another; too wide."""
+    kind = draw(st.sampled_from([0] * 8 + [1, 1, 2, 3]))
+    if kind == 0:
+        return Current(uaddr)
+    if kind == 1:
+        return Current(uaddr, 1)
+    if kind == 2:
+        return draw(st.sampled_from([0, 1, U32, 1 << 32, U64]))
+    return Current(uaddr, 1 << 32)
+
+
+def waitv_entry(draw: st.DrawFn, uaddr: At | int | None = None) -> WaitvEntry:
+    if uaddr is None:
+        uaddr = draw(f2_addrs)
+    return WaitvEntry(uaddr, f2_value(draw, uaddr), draw(f2_flags), draw(f2_reserved))
+
+
+def f2_peer_calls(
+    draw: st.DrawFn, words: list[tuple[At | int, int]], mask: int = ANY
+) -> tuple[PeerCall, ...]:
+    """The peer's calls for a blocked futex2 wait on ``words`` ((uaddr, futex2 flags)):
+    wakes of one of them (futex_wake with its flags, or FUTEX_WAKE / WAKE_BITSET / a
+    CMP_REQUEUE and a wake, of the futex(2) kind of key), or of two."""
+    if not draw(with_peer):
+        return ()
+    k = draw(st.integers(0, len(words) - 1))
+    uaddr, flags = words[k]
+    private = bool(flags & F2_PRIVATE)
+    kind = draw(st.sampled_from(["futex2"] * 3 + ["futex(2)", "two", "miss"]))
+    if kind == "miss":
+        return (PeerCall(SYS_WAKE, (draw(f2_good_addrs), ANY, draw(peer_counts), flags)),)
+    if kind == "futex2":
+        n = draw(peer_counts)
+        wake_mask = draw(st.sampled_from([ANY, ANY, mask, 1, 0x80000000]))
+        return (PeerCall(SYS_WAKE, (uaddr, wake_mask, n, flags)),)
+    if kind == "two" and len(words) > 1:
+        j = draw(st.integers(0, len(words) - 1))
+        u2, f2 = words[j]
+        return (
+            PeerCall(SYS_WAKE, (uaddr, ANY, 1, flags)),
+            PeerCall(SYS_WAKE, (u2, ANY, draw(peer_counts), f2)),
+        )
+    return wake_peer_calls(draw, uaddr, private, flags)
+
+
+@st.composite
+def waitv_calls(draw: st.DrawFn) -> Sys2:
+    """futex_waitv: one to three entries mostly, sometimes more, or 128 (one word's
+    neighbours, 8 bytes apart); nr mostly right (else 0, 128, 129, one more than
+    written, high bits)."""
+    size = draw(weighted((12, st.integers(1, 3)), (3, st.integers(4, 10)), (1, st.just(128))))
+    if size == 128:
+        first = waitv_entry(draw, draw(f2_good_addrs))
+        assert isinstance(first.uaddr, At)
+        base = first.uaddr
+        entries = []
+        for j in range(128):
+            a = At(base.page, (base.off + 8 * j) % (PAGE - 8))
+            entries.append(WaitvEntry(a, Current(a), first.flags, first.reserved))
+        vector = draw(st.sampled_from(BIG_VECTOR_SPOTS))
+    else:
+        entries = [waitv_entry(draw) for _ in range(size)]
+        if size > 1 and draw(st.sampled_from([False, False, True])):
+            # one word twice (two waiters on one key, or on two keys: other flags)
+            i, j = draw(st.permutations(range(size)))[:2]
+            e = entries[j]
+            entries[i] = WaitvEntry(
+                e.uaddr,
+                e.val,
+                draw(st.sampled_from([e.flags, e.flags, F2_U32 | F2_PRIVATE, F2_U32])),
+                0,
+            )
+        vector = draw(vectors)
+    nr = draw(
+        weighted(
+            (12, st.just(size)),
+            (1, st.sampled_from([0, 128, 129, size + 1, (1 << 32) | size, U32])),
+        )
+    )
+    timeout = draw(f2_timeouts)
+    peer = f2_peer_calls(draw, [(e.uaddr, e.flags) for e in entries])
+    return Sys2(
+        SYS_WAITV,
+        (vector, nr, draw(f2_call_flags), timeout, draw(f2_clocks)),
+        tuple(entries),
+        vector,
+        draw(st.booleans()),
+        peer,
+    )
+
+
+@st.composite
+def futex_wait_calls(draw: st.DrawFn) -> Sys2:
+    uaddr = draw(f2_addrs)
+    flags = draw(f2_flags)
+    mask = draw(f2_masks)
+    args = (uaddr, f2_value(draw, uaddr), mask, flags, draw(f2_timeouts), draw(f2_clocks))
+    peer = f2_peer_calls(draw, [(uaddr, flags)], mask)
+    return Sys2(SYS_WAIT, args, (), 0, draw(st.booleans()), peer)
+
+
+futex_wake_calls = st.builds(
+    lambda a, m, n, f: Sys2(SYS_WAKE, (a, m, n, f)), f2_addrs, f2_masks, f2_counts, f2_flags
+)
+
+
+@st.composite
+def futex_requeue_calls(draw: st.DrawFn) -> Sys2:
+    """futex_requeue: two entries, mostly with the same flags (else EINVAL)."""
+    e1, e2 = waitv_entry(draw), waitv_entry(draw)
+    if draw(choice_3_1):
+        e2 = WaitvEntry(e2.uaddr, e2.val, e1.flags, e2.reserved)
+    vector = draw(vectors)
+    args = (vector, draw(f2_call_flags), draw(f2_counts), draw(f2_counts))
+    return Sys2(SYS_REQUEUE, args, (e1, e2), vector)
+
+
+futex2_calls = weighted(
+    (4, waitv_calls()), (2, futex_wake_calls), (3, futex_wait_calls()), (2, futex_requeue_calls())
+)
+
+
+@st.composite
+def futex2_chunks(draw: st.DrawFn) -> list[Step]:
+    """Maybe node words stored, a futex2 call, then maybe futex(2) calls at its word."""
+    steps: list[Step] = list(draw(st.lists(node_stores, max_size=2)))
+    call = draw(futex2_calls)
+    steps.append(call)
+    word = call.entries[0].uaddr if call.entries else call.args[0]
+    if isinstance(word, At) and draw(st.sampled_from([False, False, True])):
+        steps.append(plausible_call(draw, draw(st.sampled_from(COMMANDS)), word))
+    return steps
+
+
+def one(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[list[Step]]:
+    return strategy.map(lambda step: [step])
+
+
+def sequences(
+    commands: list[int], max_size: int = 12, futex2: bool = False
+) -> st.SearchStrategy[list[Step]]:
+    """Calls of ``commands`` and stores; with ``futex2``, futex2 calls too."""
+    if futex2:
+        step = weighted((6, calls(commands)), (2, stores), (1, futex2_calls))
+    else:
+        step = weighted((3, calls(commands)), (1, stores))
+    return st.lists(step, min_size=2, max_size=max_size)
+
+
+def flatten(chunks: tuple[Any, ...]) -> list[Step]:
+    return [step for chunk in chunks for step in (chunk if isinstance(chunk, list) else [chunk])]
+
+
+def pi_sequences(max_chunks: int = 3) -> st.SearchStrategy[list[Step]]:
+    """A PI chunk and a requeue-PI chunk (in either order), then up to ``max_chunks`` more
+    chunks, PI calls, stores, any calls."""
     more = weighted(
         (4, pi_chunks()),
+        (3, requeue_pi_chunks()),
         (2, pi_calls().map(lambda c: [c])),
         (1, stores.map(lambda s: [s])),
         (2, calls(COMMANDS).map(lambda c: [c])),
     )
-    return st.tuples(pi_chunks(), st.lists(more, max_size=max_chunks)).map(
-        lambda t: [step for chunk in (t[0], *t[1]) for step in chunk]
+    return st.tuples(
+        pi_chunks(), requeue_pi_chunks(), st.booleans(), st.lists(more, max_size=max_chunks)
+    ).map(lambda t: flatten((t[0], t[1]) if t[2] else (t[1], t[0])) + flatten(tuple(t[3])))
+
+
+def futex2_sequences(max_chunks: int = 4) -> st.SearchStrategy[list[Step]]:
+    """A futex2 chunk, then up to ``max_chunks`` more: futex2 chunks, futex(2) calls
+    (PI and requeue-PI chunks too), stores."""
+    more = weighted(
+        (4, futex2_chunks()),
+        (3, one(calls(COMMANDS))),
+        (2, one(stores)),
+        (1, pi_chunks()),
+        (1, requeue_pi_chunks()),
+    )
+    return st.tuples(futex2_chunks(), st.lists(more, max_size=max_chunks)).map(
+        lambda t: flatten((t[0], *t[1]))
     )
 
 
@@ -481,7 +1003,7 @@ FUZZ = settings(
 
 
 @settings(FUZZ, max_examples=2000)
-@given(steps=sequences(COMMANDS))
+@given(steps=sequences(COMMANDS, futex2=True))
 def test_random_sequences(differ: Differ, steps: list[Step]) -> None:
     check(differ, steps)
 
@@ -498,8 +1020,8 @@ def test_random_wake_op_and_cmp_requeue(differ: Differ, steps: list[Step]) -> No
     check(differ, steps)
 
 
-#: Sequences of test_random_pi_sequences; each has a PI call (unless the harness skipped
-#: them all, which the coverage test below bounds).
+#: Sequences of test_random_pi_sequences; each has a PI call and a requeue-PI call (unless
+#: the harness skipped them all, which the coverage test below bounds).
 PI_EXAMPLES = 2200
 
 
@@ -509,10 +1031,21 @@ def test_random_pi_sequences(differ: Differ, steps: list[Step]) -> None:
     check(differ, steps)
 
 
+#: Sequences of test_random_futex2_sequences; each has a futex2 call (unless the harness
+#: skipped it: a pointer the host must not follow).
+FUTEX2_EXAMPLES = 2100
+
+
+@settings(FUZZ, max_examples=FUTEX2_EXAMPLES)
+@given(steps=futex2_sequences())
+def test_random_futex2_sequences(differ: Differ, steps: list[Step]) -> None:
+    check(differ, steps)
+
+
 def test_random_sequences_reached_deep_paths(differ: Differ) -> None:
     """The generated calls got past the argument checks often enough: every outcome a
     single task can see showed up (runs after the tests above, on the same harness)."""
-    if differ.calls < 5000 or differ.sequences < (2800 + PI_EXAMPLES) * 9 // 10:
+    if differ.calls < 5000 or differ.sequences < (2800 + PI_EXAMPLES + FUTEX2_EXAMPLES) * 9 // 10:
         pytest.skip("the random sequence tests did not run (or not all of them)")
     seen: dict[str, set[object]] = {}
     for (name, result), _ in differ.outcomes.items():
@@ -538,13 +1071,50 @@ def test_random_sequences_reached_deep_paths(differ: Differ) -> None:
     pi_seen = set().union(*(seen[n] for n in ("LOCK_PI", "LOCK_PI2", "TRYLOCK_PI", "UNLOCK_PI")))
     every = {0, -abi.EDEADLK, -abi.ESRCH, -abi.EPERM, -abi.EAGAIN, -abi.EINVAL, -abi.EFAULT}
     assert every <= pi_seen, pi_seen
+    # requeue-PI: at least 2,000 sequences ran requeue-PI calls on both sides, valid and
+    # invalid; WAIT_REQUEUE_PI blocked, and the peer's CMP_REQUEUE_PI took the target
+    # for it (0), or requeued it onto the peer's lock (then UNLOCK_PI: 0; a signal:
+    # EWOULDBLOCK)
+    assert differ.requeue_pi_sequences >= 2000, differ.requeue_pi_sequences
+    wait_rq = {"blocks", 0, -abi.EAGAIN, -abi.EINVAL, -abi.EFAULT, -abi.ETIMEDOUT}
+    wait_rq |= {"peer-ended 0", f"peer-ended {-abi.EWOULDBLOCK}"}
+    assert wait_rq - {0} <= seen["WAIT_REQUEUE_PI"], seen["WAIT_REQUEUE_PI"]
+    cmp_rq = {0, -abi.EAGAIN, -abi.EINVAL, -abi.EFAULT, -abi.ENOSYS}
+    assert cmp_rq <= seen["CMP_REQUEUE_PI"], seen["CMP_REQUEUE_PI"]
+    peer_cmp_rq = seen["peer CMP_REQUEUE_PI"]
+    assert {1, 0, -abi.EAGAIN, -abi.EINVAL} <= peer_cmp_rq, peer_cmp_rq
+    assert 0 in seen["peer UNLOCK_PI"], seen["peer UNLOCK_PI"]  # the lock handed over
+    assert {1, 0, -abi.EINVAL} <= seen["peer WAKE"], seen["peer WAKE"]
+    # futex2: at least 2,000 sequences ran futex2 calls on both sides; each call saw its
+    # outcomes: futex_waitv and futex_wait blocked, timed out, were woken by the peer
+    # (futex_waitv: the index of a later entry too) or ended by a signal
+    assert differ.futex2_sequences >= 2000, differ.futex2_sequences
+    f2_errors = {-abi.EINVAL, -abi.EFAULT}
+    waits = f2_errors | {-abi.EAGAIN, -abi.ETIMEDOUT, "blocks", "peer-ended 0"}
+    waits |= {f"peer-ended {-abi.EINTR}"}
+    assert waits <= seen["futex_waitv"], seen["futex_waitv"]
+    assert any(
+        isinstance(r, str) and r.startswith("peer-ended ") and int(r.split()[1]) > 0
+        for r in seen["futex_waitv"]
+    ), seen["futex_waitv"]
+    assert waits <= seen["futex_wait"], seen["futex_wait"]
+    assert f2_errors | {0} <= seen["futex_wake"], seen["futex_wake"]
+    assert f2_errors | {0, -abi.EAGAIN} <= seen["futex_requeue"], seen["futex_requeue"]
+    assert {0, 1, -abi.EINVAL} <= seen["peer futex_wake"], seen["peer futex_wake"]
+    # PI operations of the peer meeting a plain waiter: EINVAL
+    peer_pi = set().union(
+        *(seen.get(f"peer {n}", set()) for n in ("LOCK_PI", "LOCK_PI2", "TRYLOCK_PI", "UNLOCK_PI"))
+    )
+    assert -abi.EINVAL in peer_pi, peer_pi
+    # plain waits ended by the peer: woken (0) or, missed, signalled
+    for name in ("WAIT", "WAIT_BITSET"):
+        assert {"peer-ended 0", f"peer-ended {-abi.EINTR}"} <= seen[name], seen[name]
 
 
 # -- every command x flag combination, explicitly ------------------------------------------
 
-REQUEUE_PI = (abi.FUTEX_WAIT_REQUEUE_PI, abi.FUTEX_CMP_REQUEUE_PI)  # not implemented yet
 UNKNOWN_COMMANDS = (16, 0x7F, 0x200, 0x7FFFFE7F, 0xFFFFFE7F)
-ALL_COMMANDS = [c for c in range(16) if c not in REQUEUE_PI] + list(UNKNOWN_COMMANDS)
+ALL_COMMANDS = list(range(16)) + list(UNKNOWN_COMMANDS)
 
 
 def ts(name: str) -> At:
@@ -698,8 +1268,8 @@ def pi_argument_sets(op: int) -> list[tuple[str, list[Step]]]:
     flags = op & (PRIVATE | CLOCK_RT)
     lock = cmd in (LOCK_PI, LOCK_PI2)
 
-    def call(uaddr: At | int, utime: At | int = 0, op_: int = op, **kw: bool) -> Call:
-        return Call(uaddr, op_, 0, utime, 0, 0, **kw)
+    def call(uaddr: At | int, utime: At | int = 0, op_: int = op, interrupt: bool = False) -> Call:
+        return Call(uaddr, op_, 0, utime, 0, 0, interrupt)
 
     out: list[tuple[str, list[Step]]] = []
     for wname, w in PI_CASE_WORDS:
@@ -801,12 +1371,210 @@ def pi_argument_sets(op: int) -> list[tuple[str, list[Step]]]:
     return out
 
 
+def requeue_pi_argument_sets(op: int) -> list[tuple[str, list[Step]]]:
+    """Cases for requeue-PI command ``op`` (WAIT_REQUEUE_PI or CMP_REQUEUE_PI); each is
+    compared in full (none may be skipped, nor the peer's calls refused)."""
+    cmd = op & abi.FUTEX_CMD_MASK
+    f = op & PRIVATE
+    cond = word("PRIV_RW", 0x40)
+    tgt = word("SHARED_RW", 0x80)
+    ptgt = word("PRIV_RW", 0x88)
+    ro_alias, rw_alias = word("FILE_SHARED_RO", 0x10), word("FILE_SHARED_RW", 0x10)
+    wait = cmd == WAIT_REQUEUE_PI
+
+    def call(
+        uaddr: At | int = cond,
+        uaddr2: At | int = tgt,
+        val: int | Current | None = None,
+        utime: At | int = 0,
+        val3: int | Current | None = None,
+        peer: tuple[PeerCall, ...] = (),
+        interrupt: bool = False,
+    ) -> Call:
+        """WAIT_REQUEUE_PI: ``val`` the word's value by default, ``utime`` a timeout;
+        CMP_REQUEUE_PI: ``val`` nr_wake (1), ``utime`` nr_requeue (0), ``val3`` the
+        compare value (the word's)."""
+        if wait:
+            v: int | Current = Current(uaddr) if val is None else val
+            return Call(
+                uaddr, op, v, utime, uaddr2, 0xDEAD if val3 is None else val3, interrupt, peer
+            )
+        c3 = Current(uaddr) if val3 is None else val3
+        return Call(uaddr, op, 1 if val is None else val, utime, uaddr2, c3)
+
+    out: list[tuple[str, list[Step]]] = [
+        ("free-target", [Store(tgt, 0), call()]),
+        ("private-page-target", [Store(ptgt, 0), call(uaddr2=ptgt)]),
+        ("shared-cond", [call(uaddr=word("SHARED_RW", 0x44))]),
+        ("file-cond", [call(uaddr=word("FILE_SHARED_RW", 0x48))]),
+        ("same-address", [call(uaddr2=cond)]),
+        ("same-key-two-addresses", [call(uaddr=ro_alias, uaddr2=rw_alias)]),
+        ("same-key-two-addresses-ro-target", [call(uaddr=rw_alias, uaddr2=ro_alias)]),
+        ("same-key-exec-alias", [call(uaddr=word("EXEC_FILE_SHARED", 0x10), uaddr2=rw_alias)]),
+        ("private-file-copy", [call(uaddr=word("FILE_PRIV_ALIAS_RO", 0x10), uaddr2=rw_alias)]),
+        ("misaligned", [call(uaddr=word("PRIV_RW", 0x42))]),
+        ("misaligned-target", [call(uaddr2=word("SHARED_RW", 0x82))]),
+        ("misaligned-both-same", [call(uaddr=word("PRIV_RW", 0x42), uaddr2=word("PRIV_RW", 0x42))]),
+        ("null", [call(uaddr=0)]),
+        ("hole", [call(uaddr=word("HOLE"))]),
+        ("prot-none", [call(uaddr=word("PROT_NONE"))]),
+        ("kernel", [call(uaddr=0xFFFF800000000000)]),
+        ("user-max", [call(uaddr=USER_MAX)]),
+        ("cond-ro-anon", [call(uaddr=word("PRIV_RO", 8))]),
+        ("cond-ro-file", [call(uaddr=word("FILE_SHARED_RO", 0x20))]),
+        ("cond-exec", [call(uaddr=word("EXEC_SHARED", 8))]),
+        ("cond-write-only", [call(uaddr=word("WRITE_ONLY_PRIV", 8))]),
+        ("target-null", [call(uaddr2=0)]),
+        ("target-hole", [call(uaddr2=word("HOLE"))]),
+        ("target-prot-none", [call(uaddr2=word("PROT_NONE"))]),
+        ("target-kernel", [call(uaddr2=0xFFFFFFFFFF600000)]),
+        ("target-ro-anon", [call(uaddr2=word("PRIV_RO", 8))]),
+        ("target-ro-shared-anon", [call(uaddr2=word("SHARED_RO", 8))]),
+        ("target-ro-file", [call(uaddr2=word("FILE_SHARED_RO", 0x20))]),
+        ("target-ro-zero", [call(uaddr2=word("PRIV_RO_ZERO", 8))]),
+        ("target-ro-pi-self", [call(uaddr2=At(P["PI_PRIV_RO"], 4))]),
+        ("target-past-eof", [call(uaddr2=word("EOF_SHARED_PAST"))]),
+        (
+            "target-past-eof-in-page",
+            [Store(word("EOF_SHARED", 0x900), 0), call(uaddr2=word("EOF_SHARED", 0x900))],
+        ),
+        ("target-exec", [call(uaddr2=word("EXEC_SHARED", 8))]),
+        (
+            "target-write-only",
+            [Store(word("WRITE_ONLY_SHARED", 8), 0), call(uaddr2=word("WRITE_ONLY_SHARED", 8))],
+        ),
+        ("target-cow", [call(uaddr2=word("FILE_PRIV_RW", 8))]),
+        ("op-upper-half", [Call(cond, op | 0xBEEF << 32, 1, 0, tgt, Current(cond))]),
+    ]
+    for vname, v in PI_CASE_VALUES:
+        out.append((f"target-{vname}", [Store(tgt, v), call()]))
+    if wait:
+        far = ts("rt_future") if op & CLOCK_RT else ts("mono_future")
+        out += [
+            ("mismatch", [call(val=Current(cond, 1))]),
+            ("val-upper-garbage", [call(val=Current(cond, 0xABCD << 32))]),
+            (
+                "mismatch-same-key-two-addresses",
+                [call(uaddr=ro_alias, uaddr2=rw_alias, val=Current(ro_alias, 1))],
+            ),
+            ("mismatch-target-hole", [call(uaddr2=word("HOLE"), val=Current(cond, 1))]),
+            ("mismatch-target-ro", [call(uaddr2=word("PRIV_RO", 8), val=Current(cond, 1))]),
+            ("mismatch-same-address", [call(uaddr2=cond, val=Current(cond, 1))]),
+            ("timeout-hole", [call(utime=word("HOLE"))]),
+            ("timeout-hole-same-address", [call(uaddr2=cond, utime=word("HOLE"))]),
+            ("timeout-bad-same-address", [call(uaddr2=cond, utime=ts("neg_nsec"))]),
+            ("timeout-straddle-fault", [call(utime=At(P["PRIV_RO"], PAGE - 8))]),
+            ("timeout-straddle", [call(utime=At(P["TIMESPEC"], PAGE - 8))]),
+            ("timeout-null-ish", [call(utime=0x10)]),
+            ("timeout-bad-target-hole", [call(uaddr2=word("HOLE"), utime=ts("nsec_1e9"))]),
+            ("interrupted", [call(utime=far, interrupt=True)]),
+            (
+                "word-in-timespec",
+                [call(uaddr=word("TIMESPEC", 16 * SLOT["one_sec"]), utime=ts("one_sec"))],
+            ),
+        ]
+        for slot in (*PI_TIMEOUT_SLOTS, "one_sec", "max_nsec", "mono_year"):
+            out.append((f"timeout-{slot}", [call(utime=ts(slot))]))
+
+        def take(nr_requeue: int = 0, to: At = tgt) -> PeerCall:
+            return PeerCall(SYS_FUTEX, (cond, CMP_REQUEUE_PI | f, 1, nr_requeue, to, Current(cond)))
+
+        unlock = PeerCall(SYS_FUTEX, (tgt, UNLOCK_PI | f, 0, 0, 0, 0))
+        signal = PeerCall(PEER_SIGNAL, ())
+        f2 = F2_U32 | (F2_PRIVATE if f else 0)
+        plain = (
+            PeerCall(SYS_FUTEX, (cond, WAKE | f, 1, 0, 0, 0)),
+            PeerCall(SYS_FUTEX, (cond, abi.FUTEX_CMP_REQUEUE | f, 1, 1, ptgt, Current(cond))),
+            PeerCall(SYS_FUTEX, (cond, abi.FUTEX_REQUEUE | f, 0, 1, ptgt, 0)),
+            PeerCall(SYS_FUTEX, (cond, WAKE_BITSET | f, 1, 0, 0, ANY)),
+            PeerCall(SYS_WAKE, (cond, ANY, 1, f2)),
+        )
+        wrong = (
+            PeerCall(SYS_FUTEX, (cond, CMP_REQUEUE_PI | f, 1, 0, tgt, Current(cond, 1))),
+            PeerCall(SYS_FUTEX, (cond, CMP_REQUEUE_PI | f, 2, 0, tgt, Current(cond))),
+            PeerCall(SYS_FUTEX, (cond, CMP_REQUEUE_PI | f, 0, 1, tgt, Current(cond))),
+            PeerCall(SYS_FUTEX, (cond, CMP_REQUEUE_PI | f, 1, 0, ptgt, Current(cond))),
+            PeerCall(SYS_FUTEX, (cond, CMP_REQUEUE_PI | f ^ PRIVATE, 1, 0, tgt, Current(cond))),
+            PeerCall(SYS_FUTEX, (cond, CMP_REQUEUE_PI | f, 1, U32, tgt, Current(cond))),
+        )
+        peer_cases: list[tuple[str, int | TidWord, tuple[PeerCall, ...]]] = [
+            ("free", 0, (take(),)),
+            ("free-more", 0, (take(1),)),
+            ("free-max", 0, (take(INT_MAX),)),
+            ("free-waiters-bit", WAITERS, (take(),)),
+            ("free-owner-died", OWNER_DIED, (take(1),)),
+            ("free-then-unlock-by-peer", 0, (take(), unlock)),
+            ("peer", PEER, (take(),)),
+            ("peer-more", PEER, (take(1),)),
+            ("peer-unlocks", PEER, (take(), unlock)),
+            ("peer-waiters-unlocks", TidWord("peer", WAITERS), (take(1), unlock)),
+            ("peer-owner-died-unlocks", TidWord("peer", OWNER_DIED), (take(), unlock)),
+            ("plain-ops-first", 0, (*plain, take())),
+            ("wrong-ones-first", 0, (*wrong, take())),
+            ("wrong-ones-first-peer", PEER, (*wrong[:3], take(), unlock)),
+            ("signal-restarts", 0, (signal, take())),
+            ("signal-restarts-twice", PEER, (signal, signal, take(), unlock)),
+            ("requeued-then-signal", PEER, (take(), signal)),
+        ]
+        for label, v, peer in peer_cases:
+            out.append((f"peer-{label}", [Store(tgt, v), Store(ptgt, 0), call(peer=peer)]))
+            if label in ("free", "peer-unlocks"):
+                out.append((f"peer-{label}-timed", [Store(tgt, v), call(utime=far, peer=peer)]))
+        out.append(
+            (
+                "peer-free-then-owner-unlocks",
+                [
+                    Store(tgt, 0),
+                    call(peer=(take(),)),
+                    Call(tgt, UNLOCK_PI | f, 0, 0, 0, 0),
+                    Call(tgt, UNLOCK_PI | f, 0, 0, 0, 0),
+                ],
+            )
+        )
+        out.append(
+            (
+                "peer-private-page-target",
+                [Store(ptgt, 0), call(uaddr2=ptgt, peer=(take(to=ptgt),))],
+            )
+        )
+    else:
+        out += [
+            ("nr-wake-0", [call(val=0)]),
+            ("nr-wake-2", [call(val=2)]),
+            ("nr-wake-neg", [call(val=U32)]),
+            ("nr-wake-upper-garbage", [call(val=0x100000001)]),
+            ("nr-requeue-neg", [call(utime=U32)]),
+            ("nr-requeue-max", [call(utime=INT_MAX)]),
+            ("nr-requeue-upper-garbage", [call(utime=0x500000001)]),
+            ("cmpval-mismatch", [call(val3=Current(cond, 1))]),
+            ("cmpval-upper-garbage", [call(val3=Current(cond, 0xABCD << 32))]),
+            ("neg-and-same-address", [call(utime=U32, uaddr2=cond)]),
+            ("nr-wake-2-and-hole", [call(val=2, uaddr=word("HOLE"), uaddr2=word("HOLE", 8))]),
+            ("same-address-hole", [call(uaddr=word("HOLE"), uaddr2=word("HOLE"))]),
+            ("mismatch-target-hole", [call(uaddr2=word("HOLE"), val3=Current(cond, 1))]),
+            ("mismatch-same-key-two-addresses", [call(uaddr=ro_alias, uaddr2=rw_alias, val3=1)]),
+            ("mismatch-target-ro", [call(uaddr2=word("PRIV_RO", 8), val3=Current(cond, 1))]),
+            ("target-misaligned-mismatch", [call(uaddr2=word("SHARED_RW", 0x81), val3=1)]),
+        ]
+    return out
+
+
 def _combo_id(combo: tuple[int, int]) -> str:
     cmd, flags = combo
     name = abi.COMMAND_NAMES.get(cmd, f"cmd{cmd:#x}")
     return f"{name}-{'private' if flags & PRIVATE else 'shared'}" + (
         "-realtime" if flags & CLOCK_RT else ""
     )
+
+
+def special_argument_sets(op: int) -> list[tuple[str, list[Step]]]:
+    """The PI and requeue-PI cases of ``op`` (none for other commands)."""
+    cmd = op & abi.FUTEX_CMD_MASK
+    if cmd in PI_COMMANDS:
+        return pi_argument_sets(op)
+    if cmd in (WAIT_REQUEUE_PI, CMP_REQUEUE_PI):
+        return requeue_pi_argument_sets(op)
+    return []
 
 
 COMBOS = [(c, f) for c in ALL_COMMANDS for f in (0, PRIVATE, CLOCK_RT, PRIVATE | CLOCK_RT)]
@@ -821,14 +1589,16 @@ def test_every_command_and_flag(differ: Differ, combo: tuple[int, int]) -> None:
         bad = differ.run(steps)
         if bad is not None:
             failures.append((label, bad))
-    if cmd in PI_COMMANDS:
-        for label, steps in pi_argument_sets(op):
-            skipped = differ.skipped
-            bad = differ.run(steps)
-            if bad is not None:
-                failures.append((label, bad))
-            elif differ.skipped != skipped:
-                failures.append((label, f"harness: a call was skipped\n  {steps}"))
+    special = special_argument_sets(op)
+    for label, steps in special:
+        skipped, refused = differ.skipped, sum(differ.peer_refused.values())
+        bad = differ.run(steps)
+        if bad is not None:
+            failures.append((label, bad))
+        elif differ.skipped != skipped:
+            failures.append((label, f"harness: a call was skipped\n  {steps}"))
+        elif sum(differ.peer_refused.values()) != refused:
+            failures.append((label, f"harness: the peer's calls were refused\n  {steps}"))
     if failures:
         report = "\n".join(f"[{label}] {bad}" for label, bad in failures)
         pytest.fail(f"{len(failures)} disagreement(s):\n{report}", pytrace=False)
@@ -849,7 +1619,11 @@ def collect(n: int) -> int:
         differ = Differ(layout, watchdog)
 
         @settings(FUZZ, max_examples=n, database=None, phases=[Phase.generate], print_blob=False)
-        @given(steps=weighted((1, sequences(COMMANDS)), (1, pi_sequences())))
+        @given(
+            steps=weighted(
+                (1, sequences(COMMANDS, futex2=True)), (1, pi_sequences()), (1, futex2_sequences())
+            )
+        )
         def run(steps: list[Step]) -> None:
             bad = differ.run(steps)
             if bad is not None:
@@ -860,9 +1634,7 @@ def collect(n: int) -> int:
 
         run()
         for cmd, flags in COMBOS:
-            cases = argument_sets(cmd | flags)
-            if cmd in PI_COMMANDS:
-                cases += pi_argument_sets(cmd | flags)
+            cases = argument_sets(cmd | flags) + special_argument_sets(cmd | flags)
             for label, steps in cases:
                 bad = differ.run(steps)
                 if bad is not None:
@@ -870,7 +1642,12 @@ def collect(n: int) -> int:
                     sig = bad.signature()
                     hits[sig] = hits.get(sig, 0) + 1
                     found.setdefault(sig, bad)
-    print(f"{differ.sequences} sequences, {differ.calls} calls, {differ.skipped} skipped")
+    print(
+        f"{differ.sequences} sequences, {differ.calls} calls, {differ.skipped} skipped; "
+        f"sequences with PI calls {differ.pi_sequences}, requeue-PI calls "
+        f"{differ.requeue_pi_sequences}, futex2 calls {differ.futex2_sequences}; "
+        f"{differ.peer_ended} waits ended by the peer, refused: {dict(differ.peer_refused)}"
+    )
     table: dict[str, dict[object, int]] = {}
     for (name, result), count in differ.outcomes.items():
         base = name.split("|")[0]

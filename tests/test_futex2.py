@@ -956,6 +956,7 @@ if _hostfutex.available():  # pragma: no branch
         HostLayout,
         Watchdog,
         host_layout,
+        host_syscall,
         timespec_page,
     )
 else:  # pragma: no cover
@@ -967,18 +968,6 @@ else:  # pragma: no cover
 needs_host = pytest.mark.skipif(
     not _hostfutex.available(), reason="needs the host kernel: Linux on x86-64"
 )
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_host_syscall = _libc.syscall
-_host_syscall.restype = ctypes.c_long
-_host_syscall.argtypes = [ctypes.c_long] * 7
-
-
-def host_syscall(nr: int, *args: int) -> int:
-    regs = [(a & U64) - (1 << 64) if (a & U64) >> 63 else a & U64 for a in args]
-    regs += [0] * (6 - len(regs))
-    r: int = _host_syscall(nr, *regs)
-    return r if r >= 0 else -ctypes.get_errno()
 
 
 def _page(name: str) -> int:
