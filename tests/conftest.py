@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from futex.kernel import ManualClock
-from futex.linux import LinuxKernel, Task
+from futex.linux import LinuxKernel, PendingWait, Task
 
 #: Generous bound for real-thread tests: how long to wait for a state before failing.
 STATE_TIMEOUT = 30.0
@@ -84,3 +84,27 @@ def run_blocking() -> Callable[..., Blocking]:
         return b
 
     return start
+
+
+class Wait:
+    """A futex wait in flight, whichever way its task blocks."""
+
+    def __init__(self, pending: PendingWait, blocking: Any = None) -> None:
+        self.pending = pending
+        self.blocking = blocking
+
+    def done(self) -> bool:
+        return self.pending.done()
+
+    def result(self) -> int:
+        """The call's return value; the call must have finished (every event that ends a
+        wait settles it synchronously, on the thread that delivers the event)."""
+        assert self.pending.done(), f"the wait is still blocked: {self.pending!r}"
+        if self.blocking is not None:
+            r: int = self.blocking.result()
+            assert r == self.pending.result()
+            return r
+        return self.pending.result()
+
+
+StartWait = Callable[..., Wait]

@@ -70,7 +70,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from futex import _hostfutex as hf
 from futex.kernel import ClockId, ManualClock
@@ -1879,28 +1879,7 @@ class Differ:
         return self._passed_on_emulator_only(emu, t, ck == CLOCK_REALTIME_ID)
 
     def _safe2(self, emu: Emulated, nr: int, args: Sequence[int]) -> bool:
-        """Whether every pointer the host may follow is in the layout or unmapped."""
-        ptrs: list[tuple[int, int]] = []
-        entries = 0
-        if nr == SYS_WAITV:
-            n = args[1] & U32
-            entries = n if 1 <= n <= abi.FUTEX_WAITV_MAX else 0
-            ptrs.append((args[3], 16))
-        elif nr == SYS_REQUEUE:
-            entries = 2
-        else:
-            ptrs.append((args[0], 8))
-            if nr == SYS_WAIT:
-                ptrs.append((args[4], 16))
-        if entries and args[0]:
-            ptrs.append((args[0], abi.FUTEX_WAITV_SIZE * entries))
-            for k in range(entries):
-                try:
-                    raw = emu.process.read(args[0] + abi.FUTEX_WAITV_SIZE * k, 16)
-                except Exception:
-                    break
-                ptrs.append((struct.unpack_from("<Q", raw, 8)[0], 8))
-        return all(not a or self.layout.safe(a, n) for a, n in ptrs if a + n <= U64)
+        return futex2_pointers_safe(self.layout, emu, nr, args)
 
     def _blocked2(
         self, emu: Emulated, i: int, s: Sys2, pending: PendingWait, args: Sequence[int]
@@ -2065,3 +2044,29 @@ class Differ:
         if pending.result() != want_end or emu.task.blocked is not None:
             return Mismatch(i, c, want_end, pending.result(), f"ending the wait by {end}: result")
         return None
+
+
+def futex2_pointers_safe(layout: Any, emu: Emulated, nr: int, args: Sequence[int]) -> bool:
+    """Whether every pointer a futex2 call may make the host follow (the vector, each
+    entry's word, the timeout) is in ``layout`` or unmapped (``layout.safe``)."""
+    ptrs: list[tuple[int, int]] = []
+    entries = 0
+    if nr == SYS_WAITV:
+        n = args[1] & U32
+        entries = n if 1 <= n <= abi.FUTEX_WAITV_MAX else 0
+        ptrs.append((args[3], 16))
+    elif nr == SYS_REQUEUE:
+        entries = 2
+    else:
+        ptrs.append((args[0], 8))
+        if nr == SYS_WAIT:
+            ptrs.append((args[4], 16))
+    if entries and args[0]:
+        ptrs.append((args[0], abi.FUTEX_WAITV_SIZE * entries))
+        for k in range(entries):
+            try:
+                raw = emu.process.read(args[0] + abi.FUTEX_WAITV_SIZE * k, 16)
+            except Exception:
+                break
+            ptrs.append((struct.unpack_from("<Q", raw, 8)[0], 8))
+    return all(not a or layout.safe(a, n) for a, n in ptrs if a + n <= U64)

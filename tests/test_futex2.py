@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import wait_until
+from conftest import StartWait, Wait, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -81,26 +81,6 @@ def in_ns(clock: ManualClock, ns: int, clock_id: ClockId = ClockId.MONOTONIC) ->
     return clock.now(clock_id) + ns
 
 
-class Wait:
-    """A futex2 wait in flight, whichever way its task blocks."""
-
-    def __init__(self, pending: PendingWait, blocking: Any = None) -> None:
-        self.pending = pending
-        self.blocking = blocking
-
-    def done(self) -> bool:
-        return self.pending.done()
-
-    def result(self) -> int:
-        assert self.pending.done(), f"the wait is still blocked: {self.pending!r}"
-        if self.blocking is not None:
-            r: int = self.blocking.result()
-            assert r == self.pending.result()
-            return r
-        return self.pending.result()
-
-
-StartWait = Callable[..., Wait]
 
 
 @pytest.fixture(params=["cooperative", "threads"])
@@ -955,6 +935,7 @@ if _hostfutex.available():  # pragma: no branch
         Emulated,
         HostLayout,
         Watchdog,
+        futex2_pointers_safe,
         host_layout,
         host_syscall,
         timespec_page,
@@ -1126,28 +1107,7 @@ class Futex2Differ:
         return None
 
     def _safe(self, emu: Emulated, nr: int, args: list[int]) -> bool:
-        """Whether every pointer the host may follow is in the layout or unmapped."""
-        ptrs: list[tuple[int, int]] = []
-        entries = 0
-        if nr == SYS_WAITV:
-            n = args[1] & U32
-            entries = n if 1 <= n <= abi.FUTEX_WAITV_MAX else 0
-            ptrs.append((args[3], 16))
-        elif nr == SYS_REQUEUE:
-            entries = 2
-        else:
-            ptrs.append((args[0], 8))
-            if nr == SYS_WAIT:
-                ptrs.append((args[4], 16))
-        if entries and args[0]:
-            ptrs.append((args[0], 24 * entries))
-            for i in range(entries):
-                try:
-                    raw = emu.process.read(args[0] + 24 * i, 24)
-                except Exception:
-                    break
-                ptrs.append((struct.unpack_from("<Q", raw, 8)[0], 8))
-        return all(not a or self.layout.safe(a, n) for a, n in ptrs if a + n <= U64)
+        return futex2_pointers_safe(self.layout, emu, nr, args)
 
     def _compare_memory(self, emu: Emulated, call: F2) -> str | None:
         for page in READABLE_PAGES:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import StartWait, Wait
 
 from futex.kernel import ClockId, ManualClock
 from futex.linux import LinuxKernel, PendingWait, Process, Task, abi
@@ -60,28 +61,6 @@ def timespec_ns(p: Process, ns: int) -> int:
     return timespec(p, ns // SEC, ns % SEC)
 
 
-class Wait:
-    """A futex wait in flight, whichever way its task blocks."""
-
-    def __init__(self, pending: PendingWait, blocking: Any = None) -> None:
-        self.pending = pending
-        self.blocking = blocking
-
-    def done(self) -> bool:
-        return self.pending.done()
-
-    def result(self) -> int:
-        """The call's return value; the call must have finished (every event that ends a
-        wait settles it synchronously, on the thread that delivers the event)."""
-        assert self.pending.done(), f"the wait is still blocked: {self.pending!r}"
-        if self.blocking is not None:
-            r: int = self.blocking.result()
-            assert r == self.pending.result()
-            return r
-        return self.pending.result()
-
-
-StartWait = Callable[..., Wait]
 
 
 @pytest.fixture(params=["cooperative", "threads"])
