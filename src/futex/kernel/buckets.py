@@ -21,11 +21,20 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from futex.kernel.keys import Key
 from futex.kernel.waiter import WaitQueue
 
-__all__ = ["Bucket", "BucketTable", "HashFn", "default_bucket_count", "fold_hash"]
+__all__ = [
+    "Bucket",
+    "BucketLayout",
+    "BucketTable",
+    "HashFn",
+    "SplitLayout",
+    "default_bucket_count",
+    "fold_hash",
+]
 
 #: Maps a key to a non-negative integer; the table takes it modulo its size.
 HashFn = Callable[[Key], int]
@@ -97,6 +106,53 @@ class BucketTable:
 
     def __repr__(self) -> str:
         return f"<BucketTable {self.name} size={self.size}>"
+
+
+class BucketLayout(Protocol):
+    """Where a manager's keys live: its tables, and which bucket holds a key (named
+    policy: :class:`SplitLayout` for Linux and Zircon, LiteOS-A's single 80-bucket table in
+    :mod:`futex.liteos`)."""
+
+    def tables(self) -> tuple[BucketTable, ...]:
+        """Every table of the layout (for stats, snapshots and invariant checks)."""
+        ...
+
+    def bucket_of(self, key: Key) -> Bucket:
+        """The bucket ``key`` hashes to."""
+        ...
+
+    def fork(self) -> BucketLayout:
+        """The layout of a manager for a new address space."""
+        ...
+
+
+class SplitLayout:
+    """Linux's (and gVisor's) two tables: private and shared-on-private keys in a table of
+    the address space, mappable keys in a table common to every forked manager."""
+
+    __slots__ = ("private", "shared")
+
+    def __init__(self, private: BucketTable, shared: BucketTable) -> None:
+        self.private = private
+        self.shared = shared
+
+    @classmethod
+    def new(cls, size: int, hash_fn: HashFn) -> SplitLayout:
+        return cls(
+            BucketTable(size, hash_fn, rank=0, name="private"),
+            BucketTable(size, hash_fn, rank=1, name="shared"),
+        )
+
+    def tables(self) -> tuple[BucketTable, ...]:
+        return self.private, self.shared
+
+    def bucket_of(self, key: Key) -> Bucket:
+        table = self.private if isinstance(key, int) or len(key) == 3 else self.shared
+        return table.buckets[table.hash_fn(key) % table.size]
+
+    def fork(self) -> SplitLayout:
+        p = self.private
+        return SplitLayout(BucketTable(p.size, p.hash_fn, rank=0, name="private"), self.shared)
 
 
 def lock_two(b1: Bucket, b2: Bucket) -> None:

@@ -18,10 +18,18 @@ lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from futex.kernel.buckets import Bucket, BucketTable, HashFn, default_bucket_count, fold_hash
+from futex.kernel.buckets import (
+    Bucket,
+    BucketLayout,
+    BucketTable,
+    HashFn,
+    SplitLayout,
+    default_bucket_count,
+    fold_hash,
+)
 from futex.kernel.errors import MisalignedAddress, PiWaiterConflict
 from futex.kernel.keys import Key
 from futex.kernel.pi import PiDomain
@@ -60,7 +68,17 @@ def notify_all(woken: Iterable[Waiter]) -> None:
 
 
 class ManagerBase:
-    """Tables, key lookup and the queue primitives; the operations are mixed in on top."""
+    """Tables, key lookup and the queue primitives; the operations are mixed in on top.
+
+    Policies (how the kernels differ, never by branching on which kernel this is):
+    ``order`` (:class:`QueueOrder`: where a new waiter queues), ``layout``
+    (:class:`BucketLayout`: which bucket holds a key; default Linux's two tables of
+    ``buckets`` buckets hashed by ``hash_fn``) and ``pi`` (:class:`PiDomain` with its
+    inheritance rule).
+    """
+
+    #: The bucket ``key`` hashes to (the layout's, bound once: this is a hot path).
+    bucket_of: Callable[[Key], Bucket]
 
     def __init__(
         self,
@@ -68,17 +86,27 @@ class ManagerBase:
         buckets: int | None = None,
         hash_fn: HashFn = fold_hash,
         order: QueueOrder = PRIORITY,
-        shared: BucketTable | None = None,
+        layout: BucketLayout | None = None,
         pi: PiDomain | None = None,
     ) -> None:
-        size = default_bucket_count() if buckets is None else buckets
+        if layout is None:
+            size = default_bucket_count() if buckets is None else buckets
+            layout = SplitLayout.new(size, hash_fn)
         self.order = order
+        self.layout = layout
+        self.bucket_of = layout.bucket_of
         #: Priority inheritance bookkeeping, common to every manager forked from this one.
         self.pi = pi if pi is not None else PiDomain()
-        self.private = BucketTable(size, hash_fn, rank=0, name="private")
-        self.shared = shared if shared is not None else BucketTable(
-            size, hash_fn, rank=1, name="shared"
-        )
+
+    @property
+    def private(self) -> BucketTable:
+        """The first table of the layout (the address space's own, for a split layout)."""
+        return self.layout.tables()[0]
+
+    @property
+    def shared(self) -> BucketTable:
+        """The last table of the layout (common to forked managers, for a split one)."""
+        return self.layout.tables()[-1]
 
     # -- keys and buckets -------------------------------------------------------------------
 
@@ -88,11 +116,6 @@ class ManagerBase:
         if addr & 3:
             raise MisalignedAddress(addr)
         return target.futex_key(addr, private, write)
-
-    def bucket_of(self, key: Key) -> Bucket:
-        """The bucket ``key`` hashes to (private table, or shared for mappable keys)."""
-        table = self.private if isinstance(key, int) or len(key) == 3 else self.shared
-        return table.buckets[table.hash_fn(key) % table.size]
 
     # -- queue primitives (bucket lock held) ------------------------------------------------
 
@@ -157,8 +180,8 @@ class ManagerBase:
 
     # -- observation ------------------------------------------------------------------------
 
-    def _tables(self) -> tuple[BucketTable, BucketTable]:
-        return self.private, self.shared
+    def _tables(self) -> tuple[BucketTable, ...]:
+        return self.layout.tables()
 
     def stats(self) -> FutexStats:
         """Counters over this manager's private table and the shared table it uses."""

@@ -23,10 +23,4 @@ class FutexManager(WaitWakeOps, RequeueOps):
 
     def fork(self) -> FutexManager:
         """A manager for a new address space: fresh private buckets, the same shared ones."""
-        return FutexManager(
-            buckets=self.private.size,
-            hash_fn=self.private.hash_fn,
-            order=self.order,
-            shared=self.shared,
-            pi=self.pi,
-        )
+        return FutexManager(order=self.order, layout=self.layout.fork(), pi=self.pi)

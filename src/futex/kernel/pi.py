@@ -16,6 +16,12 @@ nice -10 waiter lends 110); a change walks the chain owner -> lock the owner is 
 owner chain leads back to the blocker is a deadlock (EDEADLK), detected by the same walk,
 as is a chain longer than ``MAX_LOCK_DEPTH``.
 
+The ordering rule is a named policy (:class:`Inheritance`): :data:`RT_MUTEX` is Linux's
+above; :data:`OWNED_WAIT_QUEUE` is Zircon's, where waiters are ordered by their effective
+priority, so an owner inherits the most urgent priority of all its waiters, transitively.
+A domain may also be told (``on_reorder``) when a blocked waiter's place changes, so a
+personality whose futex queue *is* the PI queue (Zircon) keeps the two in step.
+
 Locking: every PI state and every task's PI fields are protected by one
 :class:`PiDomain` lock (Linux has per-task ``pi_lock`` and per-lock ``wait_lock``; one lock
 is enough here).  Lock order: bucket lock, then the domain lock.
@@ -25,6 +31,8 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from futex.kernel.errors import FutexError
@@ -32,6 +40,9 @@ from futex.kernel.keys import Key
 
 __all__ = [
     "DEFAULT_PRIO",
+    "OWNED_WAIT_QUEUE",
+    "RT_MUTEX",
+    "Inheritance",
     "MAX_LOCK_DEPTH",
     "MAX_RT_PRIO",
     "PiDeadlock",
@@ -70,15 +81,34 @@ def waiter_prio(task: PiTask) -> int:
     return task.prio if task.prio < MAX_RT_PRIO else DEFAULT_PRIO
 
 
+@dataclass(frozen=True)
+class Inheritance:
+    """How a PI queue orders its waiters, and so what an owner inherits (named policy)."""
+
+    name: str
+    #: The priority a blocked task queues at (lower is more urgent).
+    waiter_prio: Callable[[PiTask], int]
+
+
+def _effective(task: PiTask) -> int:
+    return task.prio
+
+
+#: Linux's rt_mutex: RT waiters by priority, every other waiter as DEFAULT_PRIO (FIFO).
+RT_MUTEX = Inheritance("rt_mutex", waiter_prio)
+#: Zircon's OwnedWaitQueue: every waiter by its effective priority (the max rule).
+OWNED_WAIT_QUEUE = Inheritance("owned_wait_queue", _effective)
+
+
 class PiWaiter:
     """A task blocked on a :class:`PiState` (Linux ``rt_mutex_waiter``)."""
 
     __slots__ = ("owner_died", "prio", "seq", "state", "task", "waiter")
 
-    def __init__(self, task: PiTask, state: PiState, seq: int) -> None:
+    def __init__(self, task: PiTask, state: PiState, seq: int, prio: int) -> None:
         self.task = task
         self.state = state
-        self.prio = waiter_prio(task)
+        self.prio = prio
         self.seq = seq
         #: The futex-queue waiter this PI wait goes with (set by the caller).
         self.waiter: Any = None
@@ -111,9 +141,37 @@ class PiDomain:
     """The lock and the bookkeeping of priority inheritance for a set of tasks (one per
     kernel, shared by every manager forked from the root)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        inheritance: Inheritance = RT_MUTEX,
+        on_reorder: Callable[[PiWaiter], None] | None = None,
+    ) -> None:
         self.lock = threading.Lock()
         self._seq = itertools.count()
+        self.inheritance = inheritance
+        self._waiter_prio = inheritance.waiter_prio
+        #: Called (domain lock held) when a blocked waiter's priority, and so its place,
+        #: changed.
+        self.on_reorder = on_reorder
+
+    def would_cycle(self, state: PiState, owner: PiTask, blocker: PiTask | None) -> bool:
+        """Whether making ``owner`` the owner of ``state`` (with ``blocker`` about to block
+        on it) closes a cycle: the chain owner -> the queue it is blocked on -> that
+        queue's owner -> ... reaches ``state`` or ``blocker`` (Zircon's cycle check in
+        ``OwnedWaitQueue``)."""
+        cur: PiTask | None = owner
+        depth = 0
+        while cur is not None:
+            if cur is blocker or depth > MAX_LOCK_DEPTH:
+                return True
+            w = cur.pi_blocked_on
+            if w is None:
+                return False
+            if w.state is state:
+                return True
+            cur = w.state.owner
+            depth += 1
+        return False
 
     # -- ownership ----------------------------------------------------------------------------
 
@@ -148,7 +206,7 @@ class PiDomain:
                 raise PiDeadlock("owner chain deeper than max_lock_depth")
             blocked = owner.pi_blocked_on
             owner = None if blocked is None else blocked.state.owner
-        w = PiWaiter(task, state, next(self._seq))
+        w = PiWaiter(task, state, next(self._seq), self._waiter_prio(task))
         self._insert(state, w)
         task.pi_blocked_on = w
         if state.owner is not None:
@@ -216,11 +274,13 @@ class PiDomain:
             if w is None:
                 return
             state = w.state
-            new = waiter_prio(cur)
+            new = self._waiter_prio(cur)
             if new != w.prio:  # its place among the waiters moves
                 state.waiters.remove(w)
                 w.prio = new
                 self._insert(state, w)
+                if self.on_reorder is not None:
+                    self.on_reorder(w)
             cur = state.owner  # the owner may lend this task's new priority on
 
     def check_task(self, task: Any) -> None:

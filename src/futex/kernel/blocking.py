@@ -1,0 +1,325 @@
+"""A futex wait in flight, and the two ways to block on it — for every personality.
+
+:class:`PendingWait` is what a blocking futex call becomes once its waiter is queued.  It
+settles exactly once, with the call's return value, when one of three events arrives:
+
+- **wake**: a waker dequeued the waiter (its ``notify`` runs after the waker unlocked);
+- **timeout**: the clock reached the deadline (a :class:`~futex.kernel.Timer` fires);
+- **signal**: :meth:`PendingWait.interrupt` (Zircon: a suspension; LiteOS: a signal).
+
+Whichever comes first, the request's ``complete`` decides what happened, as Linux's
+``__futex_wait`` does after ``schedule()`` (and Zircon's ``FutexWait`` after
+``BlockAndAssignOwnerLocked``): if a waker dequeued the waiter the call succeeds, even if
+a timeout or signal raced with it; else a timeout gives the personality's timed-out
+answer; else the personality's :class:`WaitOutcomes` policy says what a signal does — end
+the call with a result, or restart it from the value check with the same absolute
+deadline.  The three policies (``futex.linux.blocking.LINUX_OUTCOMES`` and the Zircon and
+LiteOS ones) are the only place the kernels differ here.
+
+Blocking: a thread calls :meth:`PendingWait.wait`; a cooperative scheduler (green threads,
+an emulator's guest threads) registers :meth:`PendingWait.add_done_callback` and resumes its
+task when called.  Both are the same object over the same core.
+
+Lock order: the pending wait's lock, then bucket locks (inside ``wait_complete`` and the
+restart's ``wait_prepare``).  Wakers never hold a bucket lock when they notify, and
+callbacks run with no lock held.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from futex.kernel.clock import Clock, ClockId, Timer
+from futex.kernel.waiter import Waiter
+
+__all__ = ["BlockingTask", "Deadline", "PendingWait", "Request", "WaitOutcomes"]
+
+#: An absolute deadline: (clock, nanoseconds).
+Deadline = tuple[ClockId, int]
+
+_P = TypeVar("_P", bound="PendingWait")
+
+
+class BlockingTask(Protocol):
+    """What a pending wait needs of the task that blocks: its id, and a slot naming the
+    call it is blocked in (``None`` when running)."""
+
+    tid: int
+    blocked: Any
+
+
+class WaitOutcomes(Protocol):
+    """A personality's answers for a blocked call that did not succeed (named policy)."""
+
+    #: The result of a wait whose deadline passed (Linux -ETIMEDOUT, Zircon
+    #: ZX_ERR_TIMED_OUT, LiteOS -LOS_ETIMEDOUT).
+    timed_out: int
+    #: The result of a call ended by :meth:`PendingWait.kill` (task exit).
+    killed: int
+
+    def on_signal(
+        self, request: Request, deadline: Deadline | None, handler: bool, restart: bool
+    ) -> int | None:
+        """The result of a call interrupted by a signal that did not wake it, or ``None``
+        to restart it from the value check with the same absolute deadline."""
+        ...
+
+
+
+class Request(Protocol):
+    """The call a pending wait stands for: how to queue it and how to finish it.
+
+    FUTEX_WAIT queues one waiter (:class:`futex.linux.syscalls.WaitRequest`); futex_waitv
+    queues several; a PI lock's request finishes by owning the lock.
+    """
+
+    def prepare(self, notify: Callable[[Waiter], None]) -> int | None:
+        """Queue the call's waiter(s) with ``notify`` as their wake callback: ``None`` when
+        queued, else the call's result (nothing left queued).  A restart runs this again
+        (from the value check, like Linux's restart block)."""
+        ...
+
+    def complete(self) -> int | None:
+        """Dequeue what is still queued: the call's result if a waker (or a hand-off)
+        already decided it, else ``None``."""
+        ...
+
+    def detach(self) -> None:
+        """Forget the wake callback (the call is over)."""
+        ...
+
+
+class PendingWait:
+    """A blocked futex call.  See the module docstring for how it settles."""
+
+    __slots__ = (
+        "_callbacks",
+        "_clock",
+        "_event",
+        "_lock",
+        "_rearm",
+        "_request",
+        "_result",
+        "_signal",
+        "_timed_out",
+        "_timer",
+        "deadline",
+        "task",
+    )
+
+    #: The personality's policy for timeouts, signals and kills (set by each subclass).
+    outcomes: ClassVar[WaitOutcomes]
+
+    def __init__(
+        self,
+        task: BlockingTask,
+        deadline: Deadline | None,
+        request: Request,
+        clock: Clock,
+    ) -> None:
+        self.task = task
+        self.deadline = deadline
+        self._request = request
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._result: int | None = None
+        self._callbacks: list[Callable[[PendingWait], None]] | None = None
+        # A lock held until the call settles: cheaper than an Event for the one thread
+        # that blocks in wait().
+        self._event: threading.Lock | None = None
+        self._timer: Timer | None = None
+        self._timed_out = False
+        self._signal: tuple[bool, bool] | None = None
+        self._rearm = False  # a restart changed the deadline: arm a new timer
+
+    def __repr__(self) -> str:
+        state = "pending" if self._result is None else f"done({self._result})"
+        return f"<PendingWait tid={self.task.tid} {state} deadline={self.deadline}>"
+
+    # -- outcome ----------------------------------------------------------------------------
+
+    def done(self) -> bool:
+        """Whether the call has finished."""
+        return self._result is not None
+
+    def result(self) -> int:
+        """The call's return value (>= 0 or -errno).  Raises if it has not finished."""
+        r = self._result
+        if r is None:
+            raise RuntimeError("the futex call is still blocked")
+        return r
+
+    def add_done_callback(self, fn: Callable[[PendingWait], None]) -> None:
+        """Call ``fn(self)`` when the call finishes (now, if it has)."""
+        with self._lock:
+            if self._result is None:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Block the calling thread until the call finishes; return its result.
+
+        ``timeout`` (seconds, real time) bounds only this thread's patience, not the
+        futex call: on expiry ``TimeoutError`` is raised and the call stays blocked.
+        """
+        with self._lock:
+            if self._result is None and self._event is None:
+                self._event = threading.Lock()
+                self._event.acquire()
+            event = self._event
+        if event is not None:
+            if not event.acquire(timeout=-1 if timeout is None else timeout):
+                raise TimeoutError("the futex call is still blocked")
+            event.release()  # let any other waiter through too
+        return self.result()
+
+    # -- events -----------------------------------------------------------------------------
+
+    def start(self: _P) -> int | _P:
+        """Queue the wait and arm its timer: the call's result if it ends at once (value
+        mismatch, fault, a deadline already past), else this pending wait.
+
+        ``notify`` and ``task.blocked`` are in place before the waiter is queued, and the
+        queueing runs under this wait's lock: a waker that dequeues it at once finds
+        someone to tell, and is heard only once the wait is fully set up.
+        """
+        expired = False
+        if self.deadline is not None:
+            clock_id, when = self.deadline
+            expired = self._clock.now(clock_id) >= when  # read before taking our lock
+        with self._lock:
+            self.task.blocked = self
+            early = self._request.prepare(self._on_wake)
+            if early is None and expired:  # an expired hrtimer: queued, no sleep
+                self._timed_out = True
+                self._settle_locked()  # success if a waker already took it, else timed out
+                assert self._result is not None
+                return self._result
+            if early is not None:
+                self._finish_locked(early)
+                return early
+        if self.deadline is not None:
+            clock_id, when = self.deadline
+            self._timer = self._clock.call_at(clock_id, when, self._on_timeout)
+        return self
+
+    def interrupt(self, *, handler: bool = True, restart: bool = False) -> bool:
+        """Deliver a signal to the blocked call.
+
+        ``handler``: the signal has a handler (else it is ignored or stops the task);
+        ``restart``: the handler was installed with SA_RESTART.  What follows is the
+        personality's :meth:`WaitOutcomes.on_signal`.  Returns whether the call was still
+        blocked.
+        """
+        with self._lock:
+            if self._result is not None:
+                return False
+            self._signal = (handler, restart)
+            callbacks = self._settle_locked()
+        self._run(callbacks)
+        return True
+
+    def kill(self) -> bool:
+        """End the call now, whatever the signal rules say (the task is exiting, or the
+        thread blocked in it is gone): the policy's ``killed`` result unless the call had
+        already succeeded.  Returns whether it was still blocked."""
+        with self._lock:
+            if self._result is not None:
+                return False
+            result = self._request.complete()
+            callbacks = self._finish_locked(self.outcomes.killed if result is None else result)
+        self._run(callbacks)
+        return True
+
+    def _on_wake(self, _w: Waiter) -> None:
+        with self._lock:
+            callbacks = self._settle_locked()
+        self._run(callbacks)
+
+    def _on_timeout(self) -> None:
+        with self._lock:
+            if self._result is not None:
+                return
+            self._timed_out = True
+            callbacks = self._settle_locked()
+        self._run(callbacks)
+
+    def _settle_locked(self) -> list[Callable[[PendingWait], None]]:
+        """Decide the outcome (``__futex_wait`` after ``schedule()``); lock held."""
+        if self._result is not None:
+            return []
+        result = self._request.complete()
+        if result is not None:
+            return self._finish_locked(result)
+        if self._timed_out:
+            return self._finish_locked(self.outcomes.timed_out)
+        if self._signal is not None:
+            handler, sa_restart = self._signal
+            self._signal = None
+            ended = self.outcomes.on_signal(self._request, self.deadline, handler, sa_restart)
+            if ended is not None:
+                return self._finish_locked(ended)
+        # A restart, or a notify that was not ours (spurious): wait again, as Linux does.
+        result = self._restart_locked()
+        return [] if result is None else self._finish_locked(result)
+
+    def _restart_locked(self) -> int | None:
+        """Run the wait again from its value check, keeping the absolute deadline; return
+        a result, or ``None`` when queued again.
+
+        A request restarted from scratch (ERESTARTNOINTR: the whole system call runs
+        again) may re-read its timeout through ``refresh_deadline()``, which returns the
+        new deadline or a result (a timespec that is now bad)."""
+        refresh = getattr(self._request, "refresh_deadline", None)
+        if refresh is not None:
+            got = refresh()
+            if isinstance(got, int):
+                return got
+            if got != self.deadline:
+                if self._timer is not None:
+                    self._timer.cancel()
+                    self._timer = None
+                self.deadline = got
+                self._rearm = got is not None
+        result = self._request.prepare(self._on_wake)
+        if result is not None or self.deadline is None:
+            return result
+        clock_id, when = self.deadline
+        if self._clock.now(clock_id) < when:
+            return None
+        result = self._request.complete()
+        return self.outcomes.timed_out if result is None else result
+
+    def _finish_locked(self, result: int) -> list[Callable[[PendingWait], None]]:
+        self._result = result
+        self._request.detach()  # break the waiter <-> pending cycle
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.task.blocked is self:
+            self.task.blocked = None
+        if self._event is not None:
+            self._event.release()
+        callbacks, self._callbacks = self._callbacks, None
+        return callbacks or []
+
+    def _run(self, callbacks: list[Callable[[PendingWait], None]]) -> None:
+        """After an event, with no lock held: run the done callbacks, or arm the timer of
+        a restart that changed the deadline."""
+        for fn in callbacks:
+            fn(self)
+        if self._rearm:
+            with self._lock:
+                deadline = self.deadline if self._rearm and self._result is None else None
+                self._rearm = False
+            if deadline is not None:
+                timer = self._clock.call_at(deadline[0], deadline[1], self._on_timeout)
+                with self._lock:
+                    if self._result is None and self.deadline == deadline:
+                        self._timer = timer
+                        return
+                timer.cancel()
