@@ -275,9 +275,10 @@ class PiDomain:
                 return
             state = w.state
             new = self._waiter_prio(cur)
-            if new != w.prio:  # its place among the waiters moves
+            if new != w.prio:  # it moves to the tail of its new priority group
                 state.waiters.remove(w)
                 w.prio = new
+                w.seq = next(self._seq)
                 self._insert(state, w)
                 if self.on_reorder is not None:
                     self.on_reorder(w)

@@ -38,17 +38,21 @@ class RequeueOps(ManagerBase):
         nwake: int,
         nreq: int,
         cmpval: int | None = None,
+        woken: list[Waiter] | None = None,
     ) -> tuple[int, int]:
         """Wake up to ``nwake`` waiters on ``addr1`` and move up to ``nreq`` more to
         ``addr2``; return ``(woken, requeued)``.
 
         With ``cmpval`` the word at ``addr1`` must hold it, else :class:`ValueMismatch`
         and nothing changes.  Counts below zero act as zero (the personalities validate).
+        ``woken``: as for :meth:`wake` (the caller notifies).
         """
         k1 = self.key(target, addr1, private)
         k2 = self.key(target, addr2, private)
         b1, b2 = self.bucket_of(k1), self.bucket_of(k2)
-        woken: list[Waiter] = []
+        defer = woken is not None
+        if woken is None:
+            woken = []
         moved = 0
         lock_two(b1, b2)
         try:
@@ -61,7 +65,7 @@ class RequeueOps(ManagerBase):
                 moved = self._requeue_locked(b1, b2, k1, k2, nreq)
         finally:
             unlock_two(b1, b2)
-            if woken:
+            if woken and not defer:
                 notify_all(woken)
         return done, moved
 

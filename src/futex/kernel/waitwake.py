@@ -87,20 +87,50 @@ class WaitWakeOps(ManagerBase):
                 return False
 
     def wake(
-        self, target: FutexTarget, addr: int, private: bool, bitset: int, n: int
+        self,
+        target: FutexTarget,
+        addr: int,
+        private: bool,
+        bitset: int,
+        n: int,
+        woken: list[Waiter] | None = None,
     ) -> int:
         """Wake up to ``n`` waiters on ``addr`` whose bitset meets ``bitset``; return how
-        many.  ``n <= 0`` wakes none (Linux's "wake at least one" is the personality's)."""
+        many.  ``n <= 0`` wakes none (Linux's "wake at least one" is the personality's).
+
+        With ``woken`` the dequeued waiters are appended to it and *not* notified: a caller
+        that holds a lock of its own (Zircon's thread lock) notifies them with
+        :func:`~futex.kernel.core.notify_all` once it holds none."""
         key = self.key(target, addr, private)
         b = self.bucket_of(key)
-        woken: list[Waiter] = []
+        defer = woken is not None
+        out: list[Waiter] = woken if woken is not None else []
         try:
             with b.lock:
-                done = self.wake_locked(b, key, bitset, n, woken)
+                done = self.wake_locked(b, key, bitset, n, out)
         finally:
-            if woken:
-                notify_all(woken)
+            if out and not defer:
+                notify_all(out)
         return done
+
+    def reposition(self, w: Waiter, prio: int) -> bool:
+        """A queued waiter's priority changed (it inherited or lost a boost): give it
+        ``prio`` and the place in its queue a new waiter of that priority would take.
+        Returns whether it was still queued."""
+        while True:
+            b = w.bucket
+            if b is None:
+                w.prio = prio
+                return False
+            with b.lock:
+                if w.bucket is not b:  # requeued meanwhile: follow it
+                    continue
+                key = w.key
+                assert key is not None
+                self.unlink_locked(b, w)
+                w.prio = prio
+                self.enqueue_locked(b, key, w)
+                return True
 
     def wake_op(
         self,

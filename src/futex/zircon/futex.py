@@ -1,0 +1,344 @@
+"""Zircon's futex system calls over the core: wait/wake/requeue with ownership and PI.
+
+Mirrors ``FutexContext::FutexWait`` / ``FutexWake`` / ``FutexRequeue`` / ``FutexGetOwner``
+(``zircon/kernel/object/futex_context.cc``).  Order of checks:
+
+=========================  =============================================================
+wait                       null or misaligned pointer -> INVALID_ARGS; the owner handle is
+                           resolved now but its error is kept; under the thread lock: read
+                           the word (fault -> INVALID_ARGS); mismatch -> BAD_STATE; the
+                           kept owner error (BAD_HANDLE, WRONG_TYPE, INVALID_ARGS for a
+                           thread of another process or not started); owner is the caller
+                           or waits on this futex -> INVALID_ARGS; then the owner is
+                           assigned and the thread blocks (an expired deadline still
+                           assigns it)
+wake / wake_single_owner   null or misaligned -> INVALID_ARGS; no waiters -> OK; wake up to
+                           n; RELEASE: unowned (even n = 0); ASSIGN_WOKEN: the woken thread
+                           owns it if waiters remain
+requeue(_single_owner)     both pointers; the same futex -> INVALID_ARGS (before reading);
+                           read the wake word: mismatch -> BAD_STATE; kept owner error;
+                           owner waits on either futex -> INVALID_ARGS; wake, move, assign
+get_owner                  pointer; owner koid or ZX_KOID_INVALID; store (fault or null ->
+                           INVALID_ARGS)
+=========================  =============================================================
+
+Ownership (``docs/reference/kernel_objects/futex.md``): a futex is unowned or has one
+owner; a futex without waiters has no owner (``ResetOwnerIfNoWaiters``); a dying or dead
+thread named as owner means no owner; an owner that exits leaves its futexes unowned.  A
+proposed owner whose chain (owner -> futex it waits on -> that futex's owner -> ...) leads
+back to the futex or to the blocking thread would close a cycle: the owner is silently
+set to nothing and the call goes on (``LockForOwnerReplacement``).
+
+Locking: everything here runs under the kernel's thread lock (``kernel.lock``, the PI
+domain's lock), inside which the core takes bucket locks; PI bookkeeping is done with no
+bucket lock held; woken waiters are notified after the thread lock is released.  Each
+waiting thread is queued twice, in step: in the core's wait queue (wake order: highest
+effective priority, FIFO among equals) and in the futex's :class:`~futex.kernel.PiState`
+(inheritance); the PI domain's ``on_reorder`` hook keeps the two orders equal when a
+waiter's effective priority changes.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from futex.kernel import MATCH_ANY, ClockId, MemoryFault, PiState, Waiter
+from futex.kernel.core import notify_all
+from futex.zircon import abi
+from futex.zircon.blocking import ZirconPendingWait
+
+if TYPE_CHECKING:
+    from futex.zircon.kernel import Process, Thread
+
+__all__ = [
+    "futex_get_owner",
+    "futex_requeue",
+    "futex_wait",
+    "futex_wake",
+    "get_owner",
+    "thread_exit",
+]
+
+
+def _bad_pointer(addr: int) -> bool:
+    """``ValidateFutexPointer``: null or not ``sizeof(zx_futex_t)``-aligned."""
+    return addr == 0 or addr % abi.FUTEX_ALIGN != 0
+
+
+def _resolve_owner(thread: Thread, handle: int) -> tuple[int, Thread | None]:
+    """``ValidateFutexOwner``: (deferred status, owner).  Rights are not checked (the
+    handle is looked up with rights 0), so ACCESS_DENIED cannot happen."""
+    from futex.zircon.kernel import Thread, ThreadState
+
+    if handle == abi.ZX_HANDLE_INVALID:
+        return abi.ZX_OK, None
+    obj = thread.process.handles.get(handle)
+    if obj is None:
+        return abi.ZX_ERR_BAD_HANDLE, None
+    if not isinstance(obj, Thread):
+        return abi.ZX_ERR_WRONG_TYPE, None
+    if obj.process is not thread.process or obj.state is ThreadState.NEW:
+        return abi.ZX_ERR_INVALID_ARGS, None
+    if obj.state is not ThreadState.RUNNING:
+        return abi.ZX_OK, None  # dying or dead: silently no owner
+    return abi.ZX_OK, obj
+
+
+def _assign_locked(process: Process, state: PiState, owner: Thread | None,
+                   blocker: Thread | None) -> None:
+    """Make ``owner`` the owner of ``state``, or nobody if that would close a cycle."""
+    pi = process.kernel.pi
+    if owner is not None and pi.would_cycle(state, owner, blocker):
+        owner = None
+    pi.attach(state, owner)
+
+
+def _reset_if_idle_locked(process: Process, state: PiState) -> None:
+    """``ResetOwnerIfNoWaiters``; an idle futex leaves the active table."""
+    if not state.waiters:
+        process.kernel.pi.attach(state, None)
+        if process.states.get(state.key) is state:
+            del process.states[state.key]
+
+
+def _state_locked(process: Process, key: int) -> PiState:
+    state = process.states.get(key)
+    if state is None:
+        state = process.states[key] = PiState(key, None)
+    return state
+
+
+def _woken_locked(woken: list[Waiter]) -> None:
+    """Waiters a wake dequeued leave their inheritance queue (thread lock held)."""
+    for w in woken:
+        t: Thread = w.owner
+        pw = t.pi_blocked_on
+        if pw is not None:
+            t.kernel.pi.unblock(pw)
+        t.blocking_futex = None
+
+
+# -- wait ---------------------------------------------------------------------------------
+
+
+class WaitRequest:
+    """One ``zx_futex_wait``: queue the thread, assign the owner, finish."""
+
+    __slots__ = ("addr", "expected", "handle", "owner", "owner_status", "thread", "waiter")
+
+    def __init__(self, thread: Thread, addr: int, expected: int, handle: int) -> None:
+        self.thread = thread
+        self.addr = addr
+        self.expected = expected
+        self.handle = handle
+        self.owner_status = abi.ZX_OK
+        self.owner: Thread | None = None
+        self.waiter: Waiter | None = None
+
+    def prepare(self, notify: Callable[[Waiter], None]) -> int | None:
+        t = self.thread
+        process = t.process
+        # Resolved before any lock, reported after the value check (fxbug 34382).
+        self.owner_status, self.owner = _resolve_owner(t, self.handle)
+        with t.kernel.lock:
+            try:
+                cur = process.space.load_u32(self.addr)
+            except MemoryFault:
+                return abi.ZX_ERR_INVALID_ARGS
+            if cur != self.expected:
+                return abi.ZX_ERR_BAD_STATE
+            if self.owner_status != abi.ZX_OK:
+                return self.owner_status
+            owner = self.owner
+            key = self.addr
+            if owner is t or (owner is not None and owner.blocking_futex == key):
+                return abi.ZX_ERR_INVALID_ARGS
+            if owner is not None and not _alive(owner):
+                owner = None  # died since it was resolved
+            w = Waiter(notify, owner=t, prio=t.prio, tid=t.koid)
+            if process.futex.try_wait_prepare(w, process.space, key, True, cur) is not None:
+                return abi.ZX_ERR_BAD_STATE  # changed between the two reads
+            self.waiter = w
+            state = _state_locked(process, key)
+            _assign_locked(process, state, owner, t)  # assigned first, then block
+            pw = t.kernel.pi.block(state, t)
+            pw.waiter = w
+            t.blocking_futex = key
+        return None
+
+    def complete(self) -> int | None:
+        w = self.waiter
+        if w is None:
+            return None
+        t = self.thread
+        process = t.process
+        with t.kernel.lock:
+            if process.futex.wait_complete(w):
+                return abi.ZX_OK  # the waker did the bookkeeping
+            pw = t.pi_blocked_on  # its state follows requeues
+            t.blocking_futex = None
+            if pw is not None:
+                state = pw.state
+                t.kernel.pi.unblock(pw)
+                _reset_if_idle_locked(process, state)
+        return None
+
+    def detach(self) -> None:
+        if self.waiter is not None:
+            self.waiter.notify = None
+
+
+def futex_wait(
+    thread: Thread, value_ptr: int, current_value: int, new_futex_owner: int, deadline: int
+) -> int | ZirconPendingWait:
+    _check_running(thread)
+    if _bad_pointer(value_ptr):
+        return abi.ZX_ERR_INVALID_ARGS
+    when = None if deadline == abi.ZX_TIME_INFINITE else (ClockId.MONOTONIC, deadline)
+    request = WaitRequest(thread, value_ptr, current_value & 0xFFFFFFFF, new_futex_owner)
+    return ZirconPendingWait(thread, when, request, thread.kernel.clock).start()
+
+
+# -- wake ---------------------------------------------------------------------------------
+
+
+def futex_wake(thread: Thread, value_ptr: int, wake_count: int, *, assign_woken: bool) -> int:
+    _check_running(thread)
+    if _bad_pointer(value_ptr):
+        return abi.ZX_ERR_INVALID_ARGS
+    process = thread.process
+    woken: list[Waiter] = []
+    with thread.kernel.lock:
+        state = process.states.get(value_ptr)
+        if state is None:
+            return abi.ZX_OK
+        process.futex.wake(
+            process.space, value_ptr, True, MATCH_ANY, wake_count & 0xFFFFFFFF, woken
+        )
+        _woken_locked(woken)
+        new_owner = woken[0].owner if assign_woken and woken and state.waiters else None
+        thread.kernel.pi.attach(state, new_owner)
+        _reset_if_idle_locked(process, state)
+    notify_all(woken)
+    return abi.ZX_OK
+
+
+# -- requeue ------------------------------------------------------------------------------
+
+
+def futex_requeue(
+    thread: Thread,
+    value_ptr: int,
+    wake_count: int,
+    current_value: int,
+    requeue_ptr: int,
+    requeue_count: int,
+    new_requeue_owner: int,
+    *,
+    assign_woken: bool,
+) -> int:
+    _check_running(thread)
+    if _bad_pointer(value_ptr) or _bad_pointer(requeue_ptr) or value_ptr == requeue_ptr:
+        return abi.ZX_ERR_INVALID_ARGS
+    owner_status, owner = _resolve_owner(thread, new_requeue_owner)
+    process = thread.process
+    pi = thread.kernel.pi
+    woken: list[Waiter] = []
+    with thread.kernel.lock:
+        try:
+            cur = process.space.load_u32(value_ptr)
+        except MemoryFault:
+            return abi.ZX_ERR_INVALID_ARGS
+        if cur != current_value & 0xFFFFFFFF:
+            return abi.ZX_ERR_BAD_STATE
+        if owner_status != abi.ZX_OK:
+            return owner_status
+        if owner is not None and owner.blocking_futex in (value_ptr, requeue_ptr):
+            return abi.ZX_ERR_INVALID_ARGS
+        if owner is not None and not _alive(owner):
+            owner = None
+        src = process.states.get(value_ptr)
+        dst = _state_locked(process, requeue_ptr)
+        pi.attach(dst, None)  # the old target owner goes first (WakeAndRequeue step 2)
+        if src is not None:
+            _, moved = process.futex.requeue(
+                process.space, value_ptr, requeue_ptr, True,
+                wake_count & 0xFFFFFFFF, requeue_count & 0xFFFFFFFF, None, woken,
+            )
+            _woken_locked(woken)
+            if moved:
+                _move_locked(process, src, dst, requeue_ptr)
+            new_owner = woken[0].owner if assign_woken and woken and src.waiters else None
+            pi.attach(src, new_owner)
+            _reset_if_idle_locked(process, src)
+        if dst.waiters:  # owned only while it has waiters
+            _assign_locked(process, dst, owner, None)
+        _reset_if_idle_locked(process, dst)
+    notify_all(woken)
+    return abi.ZX_OK
+
+
+def _move_locked(process: Process, src: PiState, dst: PiState, key: int) -> None:
+    """The waiters the core moved to ``key`` move to ``dst``'s inheritance queue too, in
+    the order they were moved (each to the tail of its priority group, as in the core)."""
+    pi = process.kernel.pi
+    for pw in list(src.waiters):
+        w = pw.waiter
+        if w.key == key and w.bucket is not None:
+            t: Thread = pw.task  # type: ignore[assignment]
+            pi.unblock(pw)
+            moved = pi.block(dst, t)
+            moved.waiter = w
+            t.blocking_futex = key
+
+
+# -- get_owner and exit -------------------------------------------------------------------
+
+
+def get_owner(thread: Thread, value_ptr: int) -> tuple[int, int]:
+    """``FutexGetOwner`` without the store: (status, koid)."""
+    if _bad_pointer(value_ptr):
+        return abi.ZX_ERR_INVALID_ARGS, abi.ZX_KOID_INVALID
+    owner = thread.process.owner_of(value_ptr)
+    return abi.ZX_OK, abi.ZX_KOID_INVALID if owner is None else owner.koid
+
+
+def futex_get_owner(thread: Thread, value_ptr: int, koid_ptr: int) -> int:
+    _check_running(thread)
+    status, koid = get_owner(thread, value_ptr)
+    if status != abi.ZX_OK:
+        return status
+    if koid_ptr == 0:
+        return abi.ZX_ERR_INVALID_ARGS
+    try:
+        thread.process.space.write(koid_ptr, struct.pack("<Q", koid))
+    except MemoryFault:
+        return abi.ZX_ERR_INVALID_ARGS
+    return abi.ZX_OK
+
+
+def thread_exit(thread: Thread) -> None:
+    """The futex side of thread exit (after a blocked wait was ended):
+    ``OwnedWaitQueue::DisownAllQueues`` — every owned futex becomes unowned."""
+    from futex.zircon.kernel import ThreadState
+
+    with thread.kernel.lock:
+        thread.state = ThreadState.DEAD
+        for state in list(thread.pi_states):
+            thread.kernel.pi.attach(state, None)
+    thread.process.threads.pop(thread.koid, None)
+
+
+def _alive(thread: Thread) -> bool:
+    from futex.zircon.kernel import ThreadState
+
+    return thread.state is ThreadState.RUNNING
+
+
+def _check_running(thread: Thread) -> None:
+    from futex.zircon.kernel import ThreadState
+
+    if thread.state is not ThreadState.RUNNING:
+        raise RuntimeError(f"thread {thread.koid} is {thread.state.value}: it cannot call")
