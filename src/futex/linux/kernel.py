@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 from futex.kernel import (
     DEFAULT_PRIO,
-    PRIORITY,
     Clock,
     FutexManager,
     HashFn,
@@ -34,6 +33,7 @@ from futex.linux import abi
 from futex.linux.blocking import PendingWait
 from futex.linux.entry import syscall
 from futex.linux.exit import exec_futex, exit_futex
+from futex.linux.policy import LINUX_POLICY
 from futex.linux.syscalls import sys_futex
 from futex.memory import (
     PROT_READ,
@@ -60,10 +60,15 @@ class LinuxKernel:
         clock: Clock | None = None,
         buckets: int | None = None,
         hash_fn: HashFn = fold_hash,
-        order: QueueOrder = PRIORITY,
+        order: QueueOrder = LINUX_POLICY.order,
     ) -> None:
         self.clock: Clock = clock if clock is not None else RealClock()
-        self._root = FutexManager(buckets=buckets, hash_fn=hash_fn, order=order)
+        #: The kernel's named differences from the other personalities.
+        self.policy = LINUX_POLICY
+        if buckets is None and hash_fn is fold_hash:
+            self._root = FutexManager(order=order, layout=LINUX_POLICY.layout())
+        else:
+            self._root = FutexManager(buckets=buckets, hash_fn=hash_fn, order=order)
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.processes: dict[int, Process] = {}

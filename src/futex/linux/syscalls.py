@@ -37,6 +37,7 @@ from futex.kernel import (
 from futex.linux import abi
 from futex.linux.blocking import Deadline, PendingWait
 from futex.linux.pi import futex_lock_pi, futex_unlock_pi
+from futex.linux.policy import LINUX_POLICY
 from futex.linux.requeue_pi import futex_cmp_requeue_pi, futex_wait_requeue_pi
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def _sext12(v: int) -> int:
 _ERRNO: dict[type[Exception], int] = {
     MisalignedAddress: -abi.EINVAL,
     MemoryFault: -abi.EFAULT,
-    ValueMismatch: -abi.EAGAIN,
+    ValueMismatch: LINUX_POLICY.value_mismatch,
     PiWaiterConflict: -abi.EINVAL,
 }
 

@@ -48,6 +48,7 @@ from futex.kernel import MATCH_ANY, ClockId, MemoryFault, PiState, Waiter
 from futex.kernel.core import notify_all
 from futex.zircon import abi
 from futex.zircon.blocking import ZirconPendingWait
+from futex.zircon.policy import ZIRCON_POLICY
 
 if TYPE_CHECKING:
     from futex.zircon.kernel import Process, Thread
@@ -148,7 +149,7 @@ class WaitRequest:
             except MemoryFault:
                 return abi.ZX_ERR_INVALID_ARGS
             if cur != self.expected:
-                return abi.ZX_ERR_BAD_STATE
+                return ZIRCON_POLICY.value_mismatch
             if self.owner_status != abi.ZX_OK:
                 return self.owner_status
             owner = self.owner
@@ -159,7 +160,7 @@ class WaitRequest:
                 owner = None  # died since it was resolved
             w = Waiter(notify, owner=t, prio=t.prio, tid=t.koid)
             if process.futex.try_wait_prepare(w, process.space, key, True, cur) is not None:
-                return abi.ZX_ERR_BAD_STATE  # changed between the two reads
+                return ZIRCON_POLICY.value_mismatch  # changed between the two reads
             self.waiter = w
             state = _state_locked(process, key)
             _assign_locked(process, state, owner, t)  # assigned first, then block
@@ -213,7 +214,7 @@ def futex_wake(thread: Thread, value_ptr: int, wake_count: int, *, assign_woken:
     with thread.kernel.lock:
         state = process.states.get(value_ptr)
         if state is None:
-            return abi.ZX_OK
+            return abi.ZX_OK if ZIRCON_POLICY.empty_wake is None else ZIRCON_POLICY.empty_wake
         process.futex.wake(
             process.space, value_ptr, True, MATCH_ANY, wake_count & 0xFFFFFFFF, woken
         )
@@ -240,8 +241,10 @@ def futex_requeue(
     assign_woken: bool,
 ) -> int:
     _check_running(thread)
-    if _bad_pointer(value_ptr) or _bad_pointer(requeue_ptr) or value_ptr == requeue_ptr:
+    if _bad_pointer(value_ptr) or _bad_pointer(requeue_ptr):
         return abi.ZX_ERR_INVALID_ARGS
+    if value_ptr == requeue_ptr and ZIRCON_POLICY.same_futex_requeue is not None:
+        return ZIRCON_POLICY.same_futex_requeue
     owner_status, owner = _resolve_owner(thread, new_requeue_owner)
     process = thread.process
     pi = thread.kernel.pi
@@ -252,7 +255,7 @@ def futex_requeue(
         except MemoryFault:
             return abi.ZX_ERR_INVALID_ARGS
         if cur != current_value & 0xFFFFFFFF:
-            return abi.ZX_ERR_BAD_STATE
+            return ZIRCON_POLICY.value_mismatch
         if owner_status != abi.ZX_OK:
             return owner_status
         if owner is not None and owner.blocking_futex in (value_ptr, requeue_ptr):

@@ -4,7 +4,8 @@ A :class:`ZirconKernel` hands out koids and owns the clock and the *thread lock*
 the ThreadLock-era Zircon kernel, one lock serializes every futex operation, wait-queue
 change and priority propagation (the core's bucket locks nest inside it; a pending wait's
 own lock comes before it).  A :class:`Process` is an address space with a futex context
-(a :class:`~futex.kernel.FutexManager` of 37 buckets keyed by ``address >> 2``) and a
+(a :class:`~futex.kernel.FutexManager` built from :data:`ZIRCON_POLICY`: 37 buckets
+keyed by ``address >> 2``) and a
 handle table; a :class:`Thread` is created unstarted (``NEW``), runs after
 :meth:`Thread.start`, and ends with :meth:`Thread.exit` (``DEAD``).
 
@@ -28,7 +29,6 @@ import threading
 from typing import TypeVar
 
 from futex.kernel import (
-    PRIORITY,
     Clock,
     FutexManager,
     Key,
@@ -37,11 +37,10 @@ from futex.kernel import (
     PiWaiter,
     RealClock,
 )
-from futex.kernel.buckets import SplitLayout
-from futex.kernel.pi import OWNED_WAIT_QUEUE
 from futex.memory import PROT_READ, PROT_WRITE, AddressSpace, MemoryObject
 from futex.zircon import abi, futex
 from futex.zircon.blocking import ZirconPendingWait
+from futex.zircon.policy import ZIRCON_POLICY
 
 __all__ = [
     "BadHandlePolicy",
@@ -54,16 +53,6 @@ __all__ = [
 ]
 
 _R = TypeVar("_R", int, "int | ZirconPendingWait")
-
-#: Buckets of a futex context's table (``FutexContext::Init``, regular processes).
-FUTEX_CONTEXT_BUCKETS = 37
-
-
-def futex_id_hash(key: object) -> int:
-    """``FutexId``: the address shifted past its always-zero low bits is the hash."""
-    assert isinstance(key, int)
-    return key >> 2
-
 
 class BadHandlePolicy(enum.IntEnum):
     """The job's ``ZX_POL_BAD_HANDLE`` action."""
@@ -105,7 +94,9 @@ class ZirconKernel:
     def __init__(self, *, clock: Clock | None = None) -> None:
         self.clock: Clock = clock if clock is not None else RealClock()
         #: Priority inheritance with Zircon's rule; its lock is the kernel's thread lock.
-        self.pi = PiDomain(OWNED_WAIT_QUEUE, on_reorder=self._on_reorder)
+        assert ZIRCON_POLICY.inheritance is not None
+        self.policy = ZIRCON_POLICY
+        self.pi = PiDomain(ZIRCON_POLICY.inheritance, on_reorder=self._on_reorder)
         self.lock = self.pi.lock
         self._koids = itertools.count(abi.ZX_KOID_FIRST)
         self._koid_lock = threading.Lock()
@@ -159,11 +150,8 @@ class Process:
         self.koid = kernel.new_koid()
         self.bad_handle = bad_handle
         self.space = AddressSpace()
-        self.futex = FutexManager(
-            order=PRIORITY,
-            layout=SplitLayout.new(FUTEX_CONTEXT_BUCKETS, futex_id_hash),
-            pi=kernel.pi,
-        )
+        policy = kernel.policy
+        self.futex = FutexManager(order=policy.order, layout=policy.layout(), pi=kernel.pi)
         #: Active futexes: key -> owner and waiters (thread lock).
         self.states: dict[Key, PiState] = {}
         self.threads: dict[int, Thread] = {}
