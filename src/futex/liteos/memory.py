@@ -82,9 +82,8 @@ class PhysicalMemory:
         page: object | None = None
         if not m.shared:
             # The address space's own copy of the page, if it has one (shared with a
-            # fork child until either writes).  AddressSpace offers no public accessor for
-            # page identity; this read is the only place the emulator looks inside it.
-            page = space._pages.get(vaddr >> _PAGE_SHIFT)
+            # fork child until either writes).
+            page = space.private_page(vaddr)
         if page is None:
             obj = m.obj
             if obj is None:

@@ -378,6 +378,13 @@ class AddressSpace:
         """The mapping that contains ``addr``, or ``None``."""
         return self._lookup(addr)
 
+    def private_page(self, addr: int) -> object | None:
+        """The identity of this address space's own copy of the page at ``addr`` (a
+        private page written since it was mapped; shared copy-on-write with fork children
+        until one side writes), or ``None`` when the page still reads through to its
+        object or to zeros.  For kernels that name pages physically (LiteOS-A)."""
+        return self._pages.get(addr >> PAGE_SHIFT)
+
     # -- page access ------------------------------------------------------------------------
 
     def _page_for_read(self, addr: int, access: str = "read") -> bytes | bytearray:
