@@ -1,0 +1,111 @@
+"""futex.native — the host kernel's futex(2) and 32-bit atomics, over shared memory.
+
+A second, real "kernel" beside the emulated one: a small C extension
+(``futex.native._native``) makes the syscalls and the atomics; ``futex.native._shm``
+holds the Python-level policy (pickling, attaching to shared memory by name) that the
+C type calls.  Linux only; where the extension is absent, importing this module raises
+ImportError saying why.
+
+Word
+    ``Word(buffer, offset=0, *, private=False)`` is the 32-bit word at byte ``offset``
+    of a writable, contiguous buffer: bytearray, mmap.mmap, a
+    ``multiprocessing.shared_memory.SharedMemory`` (or its ``.buf``), a ctypes or
+    numpy array, ...  The Word holds the buffer export for its lifetime (or until
+    ``release()`` / the end of a ``with`` block), so the memory cannot be closed or
+    resized under it: ``mmap.close()``, ``SharedMemory.close()`` and resizing a
+    bytearray raise BufferError meanwhile.  Bad input raises at construction:
+    TypeError for a buffer that is read-only, non-contiguous, or no buffer at all;
+    ValueError for an offset that is misaligned (the word's address must be a multiple
+    of 4) or out of range, or a buffer smaller than 4 bytes.
+
+    Values are unsigned 32-bit ints; arguments may be given in ``-2**31 .. 2**32-1``
+    (negative ones wrap).  Atomics are sequentially consistent: ``load``, ``store``,
+    ``cas(expected, new) -> old``, ``swap``, ``fetch_add/sub/or/and/xor -> old``.
+
+Shared or private
+    Futex calls are *shared* by default (no FUTEX_PRIVATE_FLAG): the kernel keys the
+    futex by the memory object, so a word in shared memory works across processes
+    and across two mappings of it.  ``private=True`` (per Word, or per call) keys it
+    by address in this process only — cheaper, for words never shared between
+    processes.
+
+Outcomes of the futex calls
+    ==========================  ==============================================
+    ``wait(expected, timeout)``  True: woken, value mismatch (EAGAIN: the word did
+                                 not hold ``expected``; nothing slept) or a spurious
+                                 wake-up — re-check the word.  False: the timeout
+                                 expired (ETIMEDOUT).
+    ``lock_pi / lock_pi2``       True: the lock is ours.  False: timeout.
+    ``trylock_pi``               True: locked.  False: held by another (EWOULDBLOCK).
+    ``wake``, ``requeue``,       the kernel's count (woken, or woken + requeued).
+    ``cmp_requeue``, ``wake_op``
+    ``waitv(pairs, timeout)``    index of the woken word; -1: a value mismatch
+                                 (EAGAIN); None: timeout.
+    any other errno              OSError with that errno (its subclass: EAGAIN from
+                                 ``cmp_requeue`` is BlockingIOError, EPERM from
+                                 ``unlock_pi`` PermissionError, EDEADLK an OSError).
+    ==========================  ==============================================
+
+    ``wake(0)`` wakes nobody (FUTEX_WAKE itself would wake one); counts above
+    INT_MAX mean "all" (``abi.ALL``).  Timeouts are seconds (None: forever), turned
+    once into an absolute deadline: CLOCK_MONOTONIC for ``wait``, ``lock_pi2`` and
+    ``waitv``; CLOCK_REALTIME for ``lock_pi`` (the kernel's rule for FUTEX_LOCK_PI).
+
+Blocking and signals
+    Only the calls that can sleep (``wait``, ``lock_pi``, ``lock_pi2``, ``waitv``)
+    release the GIL.  When a signal interrupts one (EINTR), the Python signal
+    handlers run; if one raises (KeyboardInterrupt on Ctrl-C), the call ends with
+    that exception, else it sleeps again until the *same* deadline.  Handlers run only
+    in the main thread, and a process-directed signal may be delivered to another
+    thread: then the main thread's wait is not interrupted.  FUTEX_LOCK_PI is
+    restarted by the kernel itself, so a handler's exception shows once the lock is
+    taken or the timeout expires.
+
+Sharing a Word with another process
+    A Word on an anonymous ``mmap.mmap(-1, n)`` is inherited across ``os.fork``.  A
+    Word on a SharedMemory pickles as (name, offset, private); unpickling — or
+    ``Word.attach(name, offset)`` — maps the same shared memory object afresh
+    (without registering it with multiprocessing's resource tracker) and returns the
+    Word there.  Other Words do not pickle.
+
+Raw entries (unsafe: for differential tests only)
+    ``syscall_futex(uaddr, op, val, utime, uaddr2, val3)`` and ``syscall6(nr, ...)``
+    take raw integer addresses and return the raw result (>= 0 or -errno).
+"""
+
+from __future__ import annotations
+
+import sys
+
+if sys.platform != "linux":
+    raise ImportError(f"futex.native needs Linux (this is {sys.platform!r})")
+
+try:
+    from futex.native._native import (
+        SYS_futex,
+        SYS_gettid,
+        Word,
+        gettid,
+        syscall6,
+        syscall_futex,
+        waitv,
+    )
+except ImportError as exc:  # not built: no compiler at install time, or a stale build
+    raise ImportError(
+        "futex.native: the C extension futex.native._native is not built or does not "
+        "load (reinstall the package where a C compiler and the Python headers are "
+        f"available): {exc}"
+    ) from exc
+
+from futex.native import abi
+
+__all__ = [
+    "SYS_futex",
+    "SYS_gettid",
+    "Word",
+    "abi",
+    "gettid",
+    "syscall6",
+    "syscall_futex",
+    "waitv",
+]

@@ -1,0 +1,139 @@
+/* futex.native._native — shared declarations of the C extension.
+ *
+ * The extension is three translation units:
+ *   _native.c     the module: raw entries (syscall_futex, syscall6), gettid, waitv,
+ *                 argument parsing, errors, deadlines;
+ *   _word.c       the Word type: a 32-bit futex word inside a buffer it holds
+ *                 exported; its lifetime, atomics and attributes;
+ *   _wordcalls.c  the Word's futex calls.
+ *
+ * Blocking rule (the one invariant every call keeps): the GIL is released only around
+ * a syscall that can sleep (FUTEX_WAIT*, FUTEX_LOCK_PI*, futex_waitv); calls that cannot
+ * sleep (wake, requeue, wake_op, unlock/trylock PI, atomics) keep it, so a program with
+ * other Python threads never queues for the GIL after a call that did not block.
+ * A Word's memory stays mapped while a blocking call uses it: the call holds a
+ * reference to the Word and bumps Word.busy, and Word.release() refuses while busy.
+ *
+ * Timeouts become absolute deadlines once, before the first syscall; a wait that a
+ * signal interrupts (EINTR) runs the Python signal handlers and, if none raised,
+ * goes back to sleep with the same deadline.
+ */
+#ifndef FUTEX_NATIVE_H
+#define FUTEX_NATIVE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <time.h>
+
+/* Kernel ABI values, spelled out so that old uapi headers still build. */
+#define NF_WAIT 0
+#define NF_WAKE 1
+#define NF_REQUEUE 3
+#define NF_CMP_REQUEUE 4
+#define NF_WAKE_OP 5
+#define NF_LOCK_PI 6
+#define NF_UNLOCK_PI 7
+#define NF_TRYLOCK_PI 8
+#define NF_WAIT_BITSET 9
+#define NF_WAKE_BITSET 10
+#define NF_WAIT_REQUEUE_PI 11
+#define NF_LOCK_PI2 13
+#define NF_PRIVATE 128
+#define NF_CLOCK_REALTIME 256
+#define NF_CMD_MASK 127
+#define NF_BITSET_ANY 0xffffffffu
+#define NF_INT_MAX 0x7fffffff
+#define NF_WAITV_MAX 128
+#define NF_FUTEX2_SIZE_U32 0x02
+
+#define NF_SYS_futex_waitv 449
+#define NF_SYS_futex_wake 454
+#define NF_SYS_futex_wait 455
+#define NF_SYS_futex_requeue 456
+
+/* struct futex_waitv of <linux/futex.h> (5.16). */
+typedef struct {
+    uint64_t val;
+    uint64_t uaddr;
+    uint32_t flags;
+    uint32_t reserved;
+} nf_waitv;
+
+typedef struct {
+    PyObject_HEAD
+    uint32_t *addr;       /* the word; NULL once released */
+    Py_buffer view;       /* the export that keeps the memory mapped (view.obj) */
+    PyObject *source;     /* what the caller passed (e.g. a SharedMemory); may be view.obj */
+    Py_ssize_t offset;    /* byte offset of the word in the buffer */
+    Py_ssize_t busy;      /* blocking calls in flight (GIL released) using addr */
+    int private_flag;     /* default: 0 (shared) or NF_PRIVATE */
+    PyObject *weakrefs;
+} WordObject;
+
+extern PyTypeObject NativeWord_Type;
+#define Word_Check(op) PyObject_TypeCheck((op), &NativeWord_Type)
+
+/* -- _word.c and _wordcalls.c: the Word ------------------------------------------- */
+
+#define SC __ATOMIC_SEQ_CST
+#define NF_RAISED (-100000L) /* a signal handler raised: the exception is set */
+
+/* ValueError("operation on a released Word"); returns NULL. */
+PyObject *nf_released(void);
+#define LIVE(self)                                                                          \
+    do {                                                                                    \
+        if ((self)->addr == NULL) {                                                         \
+            return nf_released();                                                           \
+        }                                                                                   \
+    } while (0)
+
+#define NF_CALL(name)                                                                       \
+    PyObject *name(WordObject *self, PyObject *const *args, Py_ssize_t nargs,              \
+                   PyObject *kwnames)
+NF_CALL(Word_wait);
+NF_CALL(Word_wake);
+NF_CALL(Word_requeue);
+NF_CALL(Word_cmp_requeue);
+NF_CALL(Word_wake_op);
+NF_CALL(Word_lock_pi);
+NF_CALL(Word_lock_pi2);
+NF_CALL(Word_trylock_pi);
+NF_CALL(Word_unlock_pi);
+
+/* -- _native.c: helpers shared with _word.c --------------------------------------- */
+
+/* Positional-or-keyword argument parsing for METH_FASTCALL | METH_KEYWORDS.
+ * kw->names: NULL-terminated; the first npos may be given positionally, the first
+ * nreq are required; out[i] is NULL when not given. Returns -1 with an exception.
+ * kw->interned is filled on first use (a static nf_kwlist per method). */
+#define NF_MAXARGS 8
+typedef struct {
+    const char *names[NF_MAXARGS + 1];
+    PyObject *interned[NF_MAXARGS];
+} nf_kwlist;
+int nf_parse(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+             nf_kwlist *kw, int npos, int nreq, PyObject **out);
+
+/* A u32 argument: an int in [-2**31, 2**32), negative values wrapping. */
+int nf_u32(PyObject *o, const char *what, uint32_t *out);
+/* A count (of waiters): an int >= 0, clamped to INT_MAX. */
+int nf_count(PyObject *o, const char *what, int dflt, int *out);
+/* A bitset: None (match any) or an int in [1, 2**32). */
+int nf_bitset(PyObject *o, uint32_t *out);
+/* The private argument: None (the default dflt), or a bool. */
+int nf_private(PyObject *o, int dflt, int *out);
+
+/* A timeout in seconds (None or inf: forever) turned into an absolute deadline on
+ * clock; *has is 0 for "no deadline". */
+int nf_deadline(PyObject *timeout, clockid_t clock, struct timespec *ts, int *has);
+
+/* futex(2) with the GIL released if it may block; returns >= 0 or -errno. */
+long nf_futex(uint32_t *uaddr, int op, uint32_t val, const void *utime, uint32_t *uaddr2,
+              uint32_t val3);
+
+/* Raise OSError (the errno subclass) for -ret, naming the call. Returns NULL. */
+PyObject *nf_oserror(long neg_errno, const char *call);
+
+#endif
