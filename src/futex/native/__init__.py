@@ -76,6 +76,7 @@ Raw entries (unsafe: for differential tests only)
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 if sys.platform != "linux":
     raise ImportError(f"futex.native needs Linux (this is {sys.platform!r})")
@@ -98,6 +99,12 @@ except ImportError as exc:  # not built: no compiler at install time, or a stale
     ) from exc
 
 from futex.native import abi
+
+if TYPE_CHECKING:  # Word implements futex.word.FutexWord (checked by mypy --strict)
+    from futex.word import FutexWord
+
+    def _conforms(w: Word) -> FutexWord:
+        return w
 
 __all__ = [
     "SYS_futex",
