@@ -3,15 +3,18 @@
 Subcommands:
 
 - ``demo`` — run the producer/consumer workload of :mod:`futex.demo` on real threads
-  through the emulated futex(2), check the result, and report what the kernel did; then
-  the robust-futex scenario of :mod:`futex.demo_robust` (owner tasks exit holding a robust
+  through an emulated kernel's futexes (``--kernel linux|zircon|liteos``, default linux),
+  check the result, and report what the kernel did — on Zircon who owns the mutex futex
+  at which inherited priority, on LiteOS the 80-bucket table; on Linux then the
+  robust-futex scenario of :mod:`futex.demo_robust` (owner tasks exit holding a robust
   PI mutex and a plain robust mutex; their waiters recover them with EOWNERDEAD), told as
   a numbered, checked narrative.  ``--no-robust`` skips the scenario, ``--robust-only``
-  the workload.  Exits 0 if every check passed, 1 otherwise.
+  the workload (Linux only).  Exits 0 if every check passed, 1 otherwise.
 
-Each subcommand is a ``(name, configure, run)`` entry in :data:`COMMANDS`: ``configure``
-adds its arguments to its subparser, ``run`` takes the parsed arguments and returns the
-exit status.  Adding a subcommand is adding an entry.
+Each subcommand is a ``(name, help, configure, run, validate)`` entry in
+:data:`COMMANDS`: ``configure`` adds its arguments to its subparser, ``validate`` (if any)
+returns a usage error for a combination argparse cannot express, ``run`` takes the parsed
+arguments and returns the exit status.  Adding a subcommand is adding an entry.
 """
 
 from __future__ import annotations
@@ -20,18 +23,26 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from futex import __version__
 from futex.demo import (
     DEFAULT_CAPACITY,
     DEFAULT_ITEMS,
+    DEFAULT_KERNEL,
     DEFAULT_THREADS,
+    KERNELS,
     DemoConfig,
     DemoReport,
+    FutexOps,
     Progress,
+    new_ops,
     run_demo,
 )
 from futex.demo_robust import RobustReport, run_robust_demo
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 __all__ = ["COMMANDS", "Command", "build_parser", "demo_lines", "main"]
 
@@ -44,6 +55,7 @@ class Command:
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    validate: Callable[[argparse.Namespace], str | None] | None = None
 
 
 def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -67,6 +79,15 @@ def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 def _configure_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--kernel",
+        choices=tuple(KERNELS),
+        default=DEFAULT_KERNEL,
+        help="the emulated kernel whose futexes the workload uses: linux (futex(2)), "
+        "zircon (zx_futex_*: ownership and priority inheritance, shown as they change) or "
+        "liteos (LiteOS-A SysFutex: the 80-bucket table, shown as it changes) "
+        f"(default {DEFAULT_KERNEL})",
+    )
     p.add_argument(
         "--threads",
         type=_int_in(2),
@@ -98,19 +119,26 @@ def _configure_demo(p: argparse.ArgumentParser) -> None:
     which.add_argument(
         "--no-robust",
         action="store_true",
-        help="skip the robust-futex scenario that runs after the workload",
+        help="skip the robust-futex scenario that runs after the Linux workload",
     )
     which.add_argument(
         "--robust-only",
         action="store_true",
-        help="run only the robust-futex scenario (owner tasks exit holding a robust PI "
-        "mutex and a plain robust mutex; their waiters recover them)",
+        help="run only the robust-futex scenario (Linux; owner tasks exit holding a robust "
+        "PI mutex and a plain robust mutex; their waiters recover them)",
     )
+
+
+def _validate_demo(args: argparse.Namespace) -> str | None:
+    if args.robust_only and args.kernel != "linux":
+        return f"--robust-only: the robust-futex scenario runs on Linux only, not {args.kernel}"
+    return None
 
 
 def demo_lines(report: DemoReport) -> list[str]:
     """The report of a demo run as plain text lines: the checks, the futex calls by
-    command, the kernel's statistics, the timing, and the verdict last."""
+    command, the kernel's statistics, the personality's own report (Zircon's ownership
+    timeline, LiteOS's bucket table), the timing, and the verdict last."""
     cfg = report.config
     lines = ["checks:"]
     width = max(len(c.name) for c in report.checks)
@@ -134,6 +162,7 @@ def demo_lines(report: DemoReport) -> list[str]:
     else:
         peak = "not sampled (the run was shorter than one sample interval)"
     lines.append(f"buckets: futex words hash to {words}; {peak}")
+    lines.extend(report.kernel_lines)
     lines.append(
         f"time: {report.elapsed:.3f} s, {report.items_per_second:,.0f} items/s "
         f"({cfg.items} items, {cfg.producers} producers, {cfg.consumers} consumers, "
@@ -160,19 +189,24 @@ def _run_demo(args: argparse.Namespace) -> int:
     ok = True
     if not args.robust_only:
         config = DemoConfig(threads=args.threads, items=args.items, capacity=args.capacity)
+        ops = new_ops(args.kernel)
         header = (
-            f"futex demo: {config.producers} producer(s) + {config.consumers} consumer(s) "
-            f"(one task each, one process), {config.items} items, ring capacity "
-            f"{config.capacity}"
+            f"futex demo on {ops.title}: {config.producers} producer(s) + "
+            f"{config.consumers} consumer(s) (one thread each, one process), {config.items} "
+            f"items, ring capacity {config.capacity}; the producers start first, until the "
+            "ring is full"
         )
         if args.plain:
-            report = _demo_plain(config, header)
+            report = _demo_plain(config, ops, header)
             for line in demo_lines(report):
                 print(line)
         else:
-            report = _demo_rich(config, header)
+            report = _demo_rich(config, ops, header)
         ok = report.ok
-    if not args.no_robust:
+    if args.kernel != "linux":
+        if not args.no_robust:
+            print("(the robust-futex scenario runs on Linux only: skipped)")
+    elif not args.no_robust:
         if not args.robust_only:
             print(flush=True)
         robust = run_robust_demo()
@@ -206,7 +240,7 @@ def _robust_rich(report: RobustReport) -> None:
         console.print(Text(line, style=style), overflow="fold")
 
 
-def _demo_plain(config: DemoConfig, header: str) -> DemoReport:
+def _demo_plain(config: DemoConfig, ops: FutexOps[Any], header: str) -> DemoReport:
     print(header, flush=True)
     next_line = 1.0
 
@@ -214,17 +248,31 @@ def _demo_plain(config: DemoConfig, header: str) -> DemoReport:
         nonlocal next_line
         if p.elapsed >= next_line:  # at most a line a second
             next_line = p.elapsed + 1.0
+            status = f"; {p.status}" if p.status else ""
             print(
                 f"  {p.elapsed:5.1f} s: produced {p.produced}/{config.items}, "
-                f"consumed {p.consumed}/{config.items}, {p.calls} futex calls",
+                f"consumed {p.consumed}/{config.items}, {p.calls} futex calls{status}",
                 flush=True,
             )
 
-    return run_demo(config, on_progress=show)
+    return run_demo(config, kernel=ops, on_progress=show)
 
 
-def _demo_rich(config: DemoConfig, header: str) -> DemoReport:
-    from rich.console import Console
+class _KernelView:
+    """The live display's kernel panel: the adapter's latest detail lines."""
+
+    def __init__(self) -> None:
+        self.lines: tuple[str, ...] = ()
+
+    def __rich__(self) -> Text:
+        from rich.text import Text
+
+        return Text("\n".join(self.lines), style="cyan", overflow="ellipsis", no_wrap=True)
+
+
+def _demo_rich(config: DemoConfig, ops: FutexOps[Any], header: str) -> DemoReport:
+    from rich.console import Console, Group
+    from rich.live import Live
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -243,22 +291,25 @@ def _demo_rich(config: DemoConfig, header: str) -> DemoReport:
         TextColumn("{task.fields[note]}"),
         TimeElapsedColumn(),
     )
-    with RichProgress(*columns, console=console) as bar:
-        produced = bar.add_task("produced", total=config.items, note="")
-        consumed = bar.add_task("consumed", total=config.items, note="")
+    bar = RichProgress(*columns, console=console)
+    view = _KernelView()
+    produced = bar.add_task("produced", total=config.items, note="")
+    consumed = bar.add_task("consumed", total=config.items, note="")
 
-        def show(p: Progress) -> None:
-            bar.update(produced, completed=p.produced)
-            bar.update(consumed, completed=p.consumed, note=f"{p.calls} futex calls")
+    def show(p: Progress) -> None:
+        bar.update(produced, completed=p.produced)
+        bar.update(consumed, completed=p.consumed, note=f"{p.calls} futex calls")
+        view.lines = p.detail
 
-        report = run_demo(config, on_progress=show)
+    with Live(Group(bar, view), console=console, refresh_per_second=10):
+        report = run_demo(config, kernel=ops, on_progress=show)
     for line in demo_lines(report):
         style = ""
         if line.startswith("result:"):
             style = "bold green" if report.ok else "bold red"
         elif "FAIL" in line[:8]:
             style = "red"
-        console.print(Text(line, style=style))
+        console.print(Text(line, style=style), overflow="fold")
     return report
 
 
@@ -266,9 +317,11 @@ def _demo_rich(config: DemoConfig, header: str) -> DemoReport:
 COMMANDS: tuple[Command, ...] = (
     Command(
         "demo",
-        "producer/consumer on real threads through the emulated futex(2), checked",
+        "producer/consumer on real threads through an emulated kernel's futexes "
+        "(Linux, Zircon or LiteOS-A), checked",
         _configure_demo,
         _run_demo,
+        _validate_demo,
     ),
 )
 
@@ -277,15 +330,15 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser: one subparser per entry of :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="futex",
-        description="The futex subsystem in Python: an emulated kernel with Linux's "
-        "exact futex(2) semantics.",
+        description="The futex subsystem in Python: an emulated futex kernel with the "
+        "exact semantics of Linux, Zircon and LiteOS-A.",
     )
     parser.add_argument("--version", action="version", version=f"futex {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in COMMANDS:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         cmd.configure(p)
-        p.set_defaults(handler=cmd.run)
+        p.set_defaults(handler=cmd.run, validate=cmd.validate, subparser=p)
     return parser
 
 
@@ -293,6 +346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit
     status.  Usage errors exit through argparse (status 2)."""
     args = build_parser().parse_args(list(argv) if argv is not None else sys.argv[1:])
+    validate: Callable[[argparse.Namespace], str | None] | None = args.validate
+    if validate is not None and (problem := validate(args)) is not None:
+        subparser: argparse.ArgumentParser = args.subparser
+        subparser.error(problem)  # exits with status 2
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
