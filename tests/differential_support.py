@@ -2,6 +2,14 @@
 on the emulated one, with the same mappings at the same addresses, comparing every return
 value and every readable page after each step.
 
+The host is reached through the raw entries of ``futex.native`` (``syscall_futex``,
+``syscall6``, ``gettid``): futex(2), futex2, and the mmap / mprotect / munmap / msync
+that build the layout, all as raw system calls.  ctypes stays only for reading and
+writing the layout's memory at raw addresses (``string_at``, ``memmove``), which the
+extension does not offer.  Without the extension (``NATIVE_MISSING`` says why) the
+calls fall back to ``futex._hostfutex`` (ctypes), for the futex2 checks of
+``test_futex2``; ``test_differential`` skips.
+
 The layout (``LAYOUT``) is reserved once on the host with MAP_FIXED_NOREPLACE; each sequence
 starts from a fresh emulated kernel built to match, after the host's writable pages were
 restored.  Addresses in a sequence are symbolic (:class:`At`: a layout page and an offset, or
@@ -72,7 +80,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from futex import _hostfutex as hf
 from futex.kernel import ClockId, ManualClock
 from futex.linux import LinuxKernel, PendingWait, Process, Task, abi
 from futex.memory import PAGE_SIZE, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, File
@@ -83,6 +90,7 @@ __all__ = [
     "CLOCK_REALTIME_ID",
     "FUTEX2_NAMES",
     "LAYOUT",
+    "NATIVE_MISSING",
     "NO_TASK_TIDS",
     "PALETTE",
     "PEER_SIGNAL",
@@ -106,6 +114,8 @@ __all__ = [
     "Sys2",
     "TidWord",
     "WaitvEntry",
+    "gettid",
+    "host_futex",
     "host_layout",
     "host_syscall",
 ]
@@ -355,6 +365,7 @@ PI_UNALIGNED: tuple[tuple[int, int | TidWord], ...] = (
 )
 
 
+@functools.cache
 def pi_page(self_tid: int) -> bytes:
     """The content of the PI pages for the calling task's tid (they never name the peer:
     in a read-only word it would answer as a tid of no task does)."""
@@ -659,10 +670,61 @@ def _addr_class(a: Addr) -> str:
 
 # -- host side --------------------------------------------------------------------------------
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_msync = _libc.msync
-_msync.restype = ctypes.c_int
-_msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+#: Why the host oracle is the ctypes fallback (futex.native did not import), or "".
+NATIVE_MISSING = ""
+try:
+    from futex import native as _native
+except ImportError as exc:  # pragma: no cover - the extension is built in CI
+    _native = None  # type: ignore[assignment]
+    NATIVE_MISSING = f"futex.native (the C extension) is not available: {exc}"
+
+if _native is not None:
+    #: futex(2) on the host with raw register values: >= 0 or -errno (the extension's
+    #: raw entry; the GIL is released only for the commands that can sleep).
+    host_futex: Callable[[int, int, int, int, int, int], int] = _native.syscall_futex
+    #: System call ``nr`` on the host with up to six raw register values: >= 0 or -errno.
+    host_syscall: Callable[..., int] = _native.syscall6
+    #: The calling thread's host tid.
+    gettid: Callable[[], int] = _native.gettid
+else:  # pragma: no cover - only test_futex2's checks get here; test_differential skips
+    from futex import _hostfutex as _hf
+
+    host_futex = _hf.host_futex
+    gettid = _hf.gettid
+    _libc = ctypes.CDLL(None, use_errno=True)
+    _host_syscall = _libc.syscall
+    _host_syscall.restype = ctypes.c_long
+    _host_syscall.argtypes = [ctypes.c_long] * 7
+
+    def host_syscall(nr: int, *args: int) -> int:
+        regs = [(a & U64) - (1 << 64) if (a & U64) >> 63 else a & U64 for a in args]
+        regs += [0] * (6 - len(regs))
+        r: int = _host_syscall(nr, *regs)
+        return r if r >= 0 else -ctypes.get_errno()
+
+
+SYS_MMAP, SYS_MPROTECT, SYS_MUNMAP, SYS_MSYNC = 9, 10, 11, 26  # x86-64
+MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE = 0x01, 0x02, 0x20, 0x100000
+
+
+def _check(r: int, what: str) -> int:
+    if r < 0:
+        raise OSError(-r, f"{what}: {os.strerror(-r)}")
+    return r
+
+
+def host_mmap(addr: int, length: int, prot: int, flags: int, fd: int = -1, offset: int = 0) -> int:
+    """mmap(2) on the host; raises OSError on failure."""
+    return _check(host_syscall(SYS_MMAP, addr, length, prot, flags, fd, offset), "mmap")
+
+
+def host_munmap(addr: int, length: int) -> None:
+    _check(host_syscall(SYS_MUNMAP, addr, length), "munmap")
+
+
+def host_mprotect(addr: int, length: int, prot: int) -> None:
+    _check(host_syscall(SYS_MPROTECT, addr, length, prot), "mprotect")
+
 
 #: Addresses at or above this are never user mappings (TASK_SIZE of 4-level paging).
 _TASK_SIZE = 0x7FFFFFFFF000
@@ -672,7 +734,7 @@ def host_page_mapped(page: int) -> bool:
     """Whether the host process has anything mapped at ``page`` (page aligned)."""
     if page >= _TASK_SIZE or page < 0:
         return False
-    return bool(_msync(page, PAGE, MS_ASYNC) == 0)
+    return host_syscall(SYS_MSYNC, page, PAGE, MS_ASYNC) == 0
 
 
 class Watchdog:
@@ -731,19 +793,6 @@ class Watchdog:
                 signal.pthread_kill(self._target, signal.SIGUSR1)
 
 
-_host_syscall = _libc.syscall
-_host_syscall.restype = ctypes.c_long
-_host_syscall.argtypes = [ctypes.c_long] * 7
-
-
-def host_syscall(nr: int, *args: int) -> int:
-    """System call ``nr`` on the host with up to six raw register values: >= 0 or -errno."""
-    regs = [(a & U64) - (1 << 64) if (a & U64) >> 63 else a & U64 for a in args]
-    regs += [0] * (6 - len(regs))
-    r: int = _host_syscall(nr, *regs)
-    return r if r >= 0 else -ctypes.get_errno()
-
-
 class Peer:
     """An idle thread of this process: the one live task, besides the caller, that PI
     words may name on the host (the emulated process has a task with its tid too).  It
@@ -757,7 +806,7 @@ class Peer:
         self.tid = 0
 
         def run() -> None:
-            self.tid = hf.gettid()
+            self.tid = gettid()
             ready.set()
             while (request := self._requests.get()) is not None:
                 request()
@@ -767,9 +816,7 @@ class Peer:
         ready.wait()
 
     def unlock(self, uaddr: int, flags: int) -> None:
-        self.submit(
-            functools.partial(hf.host_futex, uaddr, abi.FUTEX_UNLOCK_PI | flags, 0, 0, 0, 0)
-        )
+        self.submit(functools.partial(host_futex, uaddr, abi.FUTEX_UNLOCK_PI | flags, 0, 0, 0, 0))
 
     def submit(self, fn: Callable[[], object]) -> None:
         self._requests.put(fn)
@@ -872,7 +919,7 @@ class HostLayout:
         self._fds: list[int] = []
         self.expired = 0  # a private page of zeros outside the layout: {0, 0}
         self.fd_a = self.fd_b = self.fd_c = -1
-        self.self_tid = hf.gettid()
+        self.self_tid = gettid()
         self.peer: Peer | None = None
         self.pi_page = b""
 
@@ -884,7 +931,7 @@ class HostLayout:
         self.fd_a = self._memfd("futex-diff-a", file_a())
         self.fd_b = self._memfd("futex-diff-b", file_b())
         self.fd_c = self._memfd("futex-diff-c", file_c())
-        self.expired = hf.host_mmap(0, PAGE, PROT_READ, hf.MAP_PRIVATE | hf.MAP_ANONYMOUS)
+        self.expired = host_mmap(0, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS)
         self._maps.append((self.expired, PAGE))
         errors = []
         for base in BASES:
@@ -901,7 +948,7 @@ class HostLayout:
     def close(self) -> None:
         self._unmap_layout()
         for addr, length in self._maps:
-            hf.host_munmap(addr, length)
+            host_munmap(addr, length)
         self._maps.clear()
         for fd in self._fds:
             os.close(fd)
@@ -929,7 +976,7 @@ class HostLayout:
             if addr == self.expired:
                 keep.append((addr, length))
             else:
-                hf.host_munmap(addr, length)
+                host_munmap(addr, length)
         self._maps = keep
 
     def _map(
@@ -944,10 +991,10 @@ class HostLayout:
         fixed: bool = False,
     ) -> int:
         want = base + PAGE_INDEX[page] * PAGE
-        extra = MAP_FIXED if fixed else hf.MAP_FIXED_NOREPLACE
-        got = hf.host_mmap(want, npages * PAGE, prot, flags | extra, fd, offset)
+        extra = MAP_FIXED if fixed else MAP_FIXED_NOREPLACE
+        got = host_mmap(want, npages * PAGE, prot, flags | extra, fd, offset)
         if got != want:
-            hf.host_munmap(got, npages * PAGE)
+            host_munmap(got, npages * PAGE)
             raise OSError(f"mmap placed {page} at {got:#x}, not {want:#x}")
         if not fixed:
             self._maps.append((got, npages * PAGE))
@@ -958,29 +1005,29 @@ class HostLayout:
         for i in [-1, *holes, NPAGES]:  # the layout's holes and the pages around it
             if host_page_mapped(base + i * PAGE):
                 raise OSError(f"page {i} at {base + i * PAGE:#x} is mapped already")
-        anon = hf.MAP_PRIVATE | hf.MAP_ANONYMOUS
-        shanon = hf.MAP_SHARED | hf.MAP_ANONYMOUS
+        anon = MAP_PRIVATE | MAP_ANONYMOUS
+        shanon = MAP_SHARED | MAP_ANONYMOUS
         self._map(base, "PRIV_RW", 1, RW, anon)
         self._map(base, "TIMESPEC", 1, RW, anon)
         a = self._map(base, "PRIV_RO", 1, RW, anon)
         _poke(a, pattern(P_PRIV_RO))
-        hf.host_mprotect(a, PAGE, PROT_READ)
+        host_mprotect(a, PAGE, PROT_READ)
         self._map(base, "PROT_NONE", 1, PROT_NONE, anon)
         self._map(base, "SHARED_RW", 1, RW, shanon)
         a = self._map(base, "SHARED_RO", 1, RW, shanon)
         _poke(a, pattern(P_SHARED_RO))
-        hf.host_mprotect(a, PAGE, PROT_READ)
-        self._map(base, "FILE_SHARED_RW", 1, RW, hf.MAP_SHARED, self.fd_a, 0)
-        self._map(base, "FILE_SHARED_RO", 1, PROT_READ, hf.MAP_SHARED, self.fd_a, 0)
-        self._map(base, "FILE_PRIV_RW", 1, RW, hf.MAP_PRIVATE, self.fd_b, 0)
-        self._map(base, "FILE_PRIV_RO", 1, PROT_READ, hf.MAP_PRIVATE, self.fd_b, 0)
-        a = self._map(base, "FILE_PRIV_COWED_RO", 1, RW, hf.MAP_PRIVATE, self.fd_b, PAGE)
+        host_mprotect(a, PAGE, PROT_READ)
+        self._map(base, "FILE_SHARED_RW", 1, RW, MAP_SHARED, self.fd_a, 0)
+        self._map(base, "FILE_SHARED_RO", 1, PROT_READ, MAP_SHARED, self.fd_a, 0)
+        self._map(base, "FILE_PRIV_RW", 1, RW, MAP_PRIVATE, self.fd_b, 0)
+        self._map(base, "FILE_PRIV_RO", 1, PROT_READ, MAP_PRIVATE, self.fd_b, 0)
+        a = self._map(base, "FILE_PRIV_COWED_RO", 1, RW, MAP_PRIVATE, self.fd_b, PAGE)
         _poke(a, pattern(P_COWED))
-        hf.host_mprotect(a, PAGE, PROT_READ)
-        self._map(base, "EOF_SHARED", 2, RW, hf.MAP_SHARED, self.fd_c, 0)
-        self._map(base, "EOF_PRIV_PAST", 1, RW, hf.MAP_PRIVATE, self.fd_c, PAGE)
-        self._map(base, "FILE_PRIV_ALIAS_RW", 1, RW, hf.MAP_PRIVATE, self.fd_a, 0)
-        self._map(base, "FILE_PRIV_ALIAS_RO", 1, PROT_READ, hf.MAP_PRIVATE, self.fd_a, 0)
+        host_mprotect(a, PAGE, PROT_READ)
+        self._map(base, "EOF_SHARED", 2, RW, MAP_SHARED, self.fd_c, 0)
+        self._map(base, "EOF_PRIV_PAST", 1, RW, MAP_PRIVATE, self.fd_c, PAGE)
+        self._map(base, "FILE_PRIV_ALIAS_RW", 1, RW, MAP_PRIVATE, self.fd_a, 0)
+        self._map(base, "FILE_PRIV_ALIAS_RO", 1, PROT_READ, MAP_PRIVATE, self.fd_a, 0)
         self._map(base, "PRIV_RO_ZERO", 1, PROT_READ, anon)
         self._map(base, "SHARED_RO_ZERO", 1, PROT_READ, shanon)
         # PROT_EXEC alone: execute-only memory where the CPU has protection keys, so
@@ -988,15 +1035,15 @@ class HostLayout:
         self._map(base, "EXEC_PRIV", 1, PROT_EXEC, anon)
         a = self._map(base, "EXEC_SHARED", 1, RW, shanon)
         _poke(a, pattern(P_EXEC_SHARED))
-        hf.host_mprotect(a, PAGE, PROT_EXEC)
-        self._map(base, "EXEC_FILE_SHARED", 1, PROT_EXEC, hf.MAP_SHARED, self.fd_a, 0)
-        self._map(base, "EXEC_FILE_PRIV", 1, PROT_EXEC, hf.MAP_PRIVATE, self.fd_b, 0)
+        host_mprotect(a, PAGE, PROT_EXEC)
+        self._map(base, "EXEC_FILE_SHARED", 1, PROT_EXEC, MAP_SHARED, self.fd_a, 0)
+        self._map(base, "EXEC_FILE_PRIV", 1, PROT_EXEC, MAP_PRIVATE, self.fd_b, 0)
         self._map(base, "WRITE_ONLY_PRIV", 1, PROT_WRITE, anon)
         self._map(base, "WRITE_ONLY_SHARED", 1, PROT_WRITE, shanon)
         for name, flags in (("PI_PRIV_RO", anon), ("PI_SHARED_RO", shanon)):
             a = self._map(base, name, 1, RW, flags)
             _poke(a, self.pi_page)
-            hf.host_mprotect(a, PAGE, PROT_READ)
+            host_mprotect(a, PAGE, PROT_READ)
 
     def check_holes(self) -> None:
         """Fail loudly if something got mapped into the layout's holes meanwhile."""
@@ -1021,8 +1068,8 @@ class HostLayout:
         _poke(self.addr(PAGE_INDEX["WRITE_ONLY_SHARED"]), pattern(P_WRITE_ONLY_SHARED))
         # private file pages: a fresh mapping, so a page copied-on-write goes back to the
         # page cache
-        self._map(b, "FILE_PRIV_RW", 1, RW, hf.MAP_PRIVATE, self.fd_b, 0, fixed=True)
-        self._map(b, "FILE_PRIV_ALIAS_RW", 1, RW, hf.MAP_PRIVATE, self.fd_a, 0, fixed=True)
+        self._map(b, "FILE_PRIV_RW", 1, RW, MAP_PRIVATE, self.fd_b, 0, fixed=True)
+        self._map(b, "FILE_PRIV_ALIAS_RW", 1, RW, MAP_PRIVATE, self.fd_a, 0, fixed=True)
 
     def read_page(self, page: int) -> bytes:
         assert LAYOUT[page].readable
@@ -1148,7 +1195,7 @@ class Emulated:
         peer_tid: int | None = None,
     ) -> None:
         if self_tid is None:
-            self_tid = hf.gettid()
+            self_tid = gettid()
         pi = pi_page(self_tid)
         self.clock = ManualClock(monotonic=mono_ns, realtime=rt_ns)
         self.kernel = LinuxKernel(clock=self.clock, buckets=EMULATED_BUCKETS)
@@ -1275,7 +1322,7 @@ class Differ:
                 rescue = self._requeue_pi_rescue(uaddr, op, utime, uaddr2)
             self.watchdog.arm(WATCHDOG_SECONDS, rescue)
         try:
-            r = hf.host_futex(uaddr, op, val, utime, uaddr2, val3)
+            r = host_futex(uaddr, op, val, utime, uaddr2, val3)
         finally:
             fired = self.watchdog.disarm() if guard else False
         if fired and (
@@ -1311,8 +1358,8 @@ class Differ:
             raw = layout.peek(uaddr, 4)
             cur = struct.unpack("<I", raw)[0] if raw is not None else 0
             cmp_requeue_pi = abi.FUTEX_CMP_REQUEUE_PI | private
-            hf.host_futex(uaddr, cmp_requeue_pi, 1, 0, uaddr2, cur)
-            hf.host_futex(uaddr2, abi.FUTEX_UNLOCK_PI | private, 0, 0, 0, 0)
+            host_futex(uaddr, cmp_requeue_pi, 1, 0, uaddr2, cur)
+            host_futex(uaddr2, abi.FUTEX_UNLOCK_PI | private, 0, 0, 0, 0)
             time.sleep(0.05)
             if not job.asleep():
                 return

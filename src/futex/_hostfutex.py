@@ -1,7 +1,9 @@
-"""The host kernel's futex(2) and mmap(2) through ctypes — the oracle for differential tests
-and the baseline for benchmarks.  Linux only; unsafe by nature (raw addresses).
+"""The host kernel's futex(2) and mmap(2) through ctypes — the baseline the benchmarks
+measure ``futex.native`` against, and the differential harness's fallback where the
+extension is not built.  Linux only; unsafe by nature (raw addresses).
 
-Not a public API: ``futex.native`` (a C extension) replaces it for real use.
+Not a public API: ``futex.native`` (a C extension) replaces it for real use, and its raw
+entries (``syscall_futex``, ``syscall6``, ``gettid``) are the differential tests' oracle.
 """
 
 from __future__ import annotations
