@@ -55,6 +55,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from _report import Table, ns, ratio, render_plain, render_rich
+
 from futex import _hostfutex
 from futex._hostfutex import (
     MAP_ANONYMOUS,
@@ -1447,28 +1449,6 @@ def bench_pi_pingpong(cfg: Config) -> dict[str, Any]:
 # -- output ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    note: str = ""
-
-
-def ns(v: float | None) -> str:
-    if v is None:
-        return "-"
-    if v >= 100_000:
-        return f"{v / 1000:,.0f} µs"
-    if v >= 100:
-        return f"{v:,.0f} ns"
-    return f"{v:.1f} ns"
-
-
-def ratio(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}x"
-
-
 def build_tables(res: dict[str, Any], cfg: Config) -> list[Table]:
     tables: list[Table] = []
     t1 = Table(
@@ -1786,51 +1766,6 @@ def key_ratios(res: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def render_plain(tables: list[Table]) -> None:
-    for t in tables:
-        print()
-        print(t.title)
-        widths = [
-            max(len(c), *(len(r[i]) for r in t.rows)) if t.rows else len(c)
-            for i, c in enumerate(t.columns)
-        ]
-        print("  ".join(c.ljust(w) for c, w in zip(t.columns, widths, strict=True)))
-        print("  ".join("-" * w for w in widths))
-        for r in t.rows:
-            cells = [
-                v.ljust(w) if i == 0 else v.rjust(w)
-                for i, (v, w) in enumerate(zip(r, widths, strict=True))
-            ]
-            print("  ".join(cells))
-        if t.note:
-            print(f"  ({t.note})")
-
-
-def render_rich(tables: list[Table]) -> bool:
-    try:
-        from rich import box
-        from rich.console import Console
-        from rich.table import Table as RichTable
-    except ImportError:
-        return False
-    console = Console(width=max(140, Console().width))
-    for t in tables:
-        rt = RichTable(
-            title=t.title,
-            title_justify="left",
-            caption=t.note or None,
-            caption_justify="left",
-            box=box.SIMPLE_HEAVY,
-        )
-        for i, c in enumerate(t.columns):
-            rt.add_column(c, justify="left" if i == 0 else "right", no_wrap=i != 0)
-        for r in t.rows:
-            rt.add_row(*r)
-        console.print(rt)
-        console.print()
-    return True
-
-
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -1898,7 +1833,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + ("  [BUSY MACHINE: figures are noisy]" if load > cpus else "")
     )
     tables = build_tables(res, cfg)
-    if args.plain or not render_rich(tables):
+    if args.plain or not render_rich(tables, 140):
         render_plain(tables)
     print()
     print("Key ratios")

@@ -52,6 +52,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from _report import Table, ns, ratio, render_plain, render_rich
+
 try:
     import futex.native as native
     from futex.native import Word, abi
@@ -585,28 +587,6 @@ def bench_pingpong(cfg: Config, exe: str | None) -> list[dict[str, Any]]:
 # -- report ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Table:
-    title: str
-    columns: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-    note: str = ""
-
-
-def ns(v: float | None) -> str:
-    if v is None:
-        return "-"
-    if v >= 100_000:
-        return f"{v / 1000:,.0f} µs"
-    if v >= 100:
-        return f"{v:,.0f} ns"
-    return f"{v:.1f} ns"
-
-
-def ratio(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f}x"
-
-
 def med(d: dict[str, Any] | None) -> float | None:
     return None if d is None else float(d["median_ns"])
 
@@ -707,52 +687,6 @@ def key_ratios(res: dict[str, Any]) -> list[tuple[str, str]]:
         label = f"ping-pong {r['placement']}: Python / C floor"
         out.append((label, verdict(r["ratio"], 1.3) if r["pinned"] else ratio(r["ratio"])))
     return out
-
-
-def render_plain(tables: list[Table]) -> None:
-    for t in tables:
-        print()
-        print(t.title)
-        widths = [
-            max(len(c), *(len(r[i]) for r in t.rows)) if t.rows else len(c)
-            for i, c in enumerate(t.columns)
-        ]
-        print("  ".join(c.ljust(w) for c, w in zip(t.columns, widths, strict=True)))
-        print("  ".join("-" * w for w in widths))
-        for r in t.rows:
-            print(
-                "  ".join(
-                    v.ljust(w) if i == 0 else v.rjust(w)
-                    for i, (v, w) in enumerate(zip(r, widths, strict=True))
-                )
-            )
-        if t.note:
-            print(f"  ({t.note})")
-
-
-def render_rich(tables: list[Table]) -> bool:
-    try:
-        from rich import box
-        from rich.console import Console
-        from rich.table import Table as RichTable
-    except ImportError:
-        return False
-    console = Console(width=max(120, Console().width))
-    for t in tables:
-        rt = RichTable(
-            title=t.title,
-            title_justify="left",
-            caption=t.note or None,
-            caption_justify="left",
-            box=box.SIMPLE_HEAVY,
-        )
-        for i, c in enumerate(t.columns):
-            rt.add_column(c, justify="left" if i == 0 else "right", no_wrap=i != 0)
-        for r in t.rows:
-            rt.add_row(*r)
-        console.print(rt)
-        console.print()
-    return True
 
 
 # -- main ---------------------------------------------------------------------------------------
