@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import Counter
-from collections.abc import Callable
 
 from futex.kernel import (
     DEFAULT_PRIO,
@@ -35,12 +34,8 @@ from futex.linux.entry import syscall
 from futex.linux.exit import exec_futex, exit_futex
 from futex.linux.policy import LINUX_POLICY
 from futex.linux.syscalls import sys_futex
-from futex.memory import (
-    PROT_READ,
-    PROT_WRITE,
-    AddressSpace,
-    MemoryObject,
-)
+from futex.memory import AddressSpace
+from futex.memory.owner import ProcessMemory
 
 __all__ = ["LinuxKernel", "Process", "Task"]
 
@@ -104,7 +99,7 @@ class LinuxKernel:
                 return n
 
 
-class Process:
+class Process(ProcessMemory):
     """An emulated process: an address space, its futex manager, and its tasks."""
 
     def __init__(self, kernel: LinuxKernel, space: AddressSpace, futex: FutexManager) -> None:
@@ -153,47 +148,6 @@ class Process:
         """A child process: copy-on-write private memory, the same shared memory, a
         forked futex manager, and no tasks yet."""
         return Process(self.kernel, self.space.fork(), self.futex.fork())
-
-    # -- memory, delegated to the address space ---------------------------------------------
-
-    def mmap(
-        self,
-        length: int,
-        *,
-        shared: bool = False,
-        prot: int = PROT_READ | PROT_WRITE,
-        addr: int | None = None,
-        file: MemoryObject | None = None,
-        offset: int = 0,
-    ) -> int:
-        """Map memory; see :meth:`futex.memory.AddressSpace.mmap`."""
-        return self.space.mmap(
-            length, prot=prot, shared=shared, addr=addr, file=file, offset=offset
-        )
-
-    def munmap(self, addr: int, length: int) -> None:
-        self.space.munmap(addr, length)
-
-    def mprotect(self, addr: int, length: int, prot: int) -> None:
-        self.space.mprotect(addr, length, prot)
-
-    def read(self, addr: int, n: int) -> bytes:
-        return self.space.read(addr, n)
-
-    def write(self, addr: int, data: bytes) -> None:
-        self.space.write(addr, data)
-
-    def load_u32(self, addr: int) -> int:
-        return self.space.load_u32(addr)
-
-    def store_u32(self, addr: int, value: int) -> None:
-        self.space.store_u32(addr, value)
-
-    def cas_u32(self, addr: int, old: int, new: int) -> int:
-        return self.space.cas_u32(addr, old, new)
-
-    def update_u32(self, addr: int, fn: Callable[[int], int]) -> int:
-        return self.space.update_u32(addr, fn)
 
 
 class Task:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Container, Iterator
 
 from futex.kernel import Clock, FutexManager, Key, RealClock
 from futex.liteos import abi
@@ -30,7 +30,8 @@ from futex.liteos.memory import PHYS_BASE, FutexTarget, PhysicalMemory, find_fre
 from futex.liteos.policy import LITEOS_POLICY
 from futex.liteos.syscalls import ns_to_ticks, sys_futex
 from futex.liteos.table import FutexTable, snapshot
-from futex.memory import PAGE_SIZE, PROT_READ, PROT_WRITE, AddressSpace, MemoryObject
+from futex.memory import PAGE_SIZE, AddressSpace
+from futex.memory.owner import ProcessMemory
 
 __all__ = ["LiteosKernel", "Process", "Task"]
 
@@ -110,7 +111,7 @@ class LiteosKernel:
                 return n
 
 
-class Process:
+class Process(ProcessMemory):
     """An emulated LiteOS process: a pid, an address space, its tasks."""
 
     def __init__(self, kernel: LiteosKernel, space: AddressSpace, pid: int | None = None) -> None:
@@ -155,53 +156,15 @@ class Process:
         ``(OS_INVALID, paddr)`` without (for :meth:`FutexTable.head`)."""
         return self.target.futex_key(addr, private)
 
-    # -- memory, delegated to the address space ---------------------------------------------
+    # -- memory (futex.memory.owner.ProcessMemory) -------------------------------------------
 
-    def mmap(
-        self,
-        length: int,
-        *,
-        shared: bool = False,
-        prot: int = PROT_READ | PROT_WRITE,
-        addr: int | None = None,
-        file: MemoryObject | None = None,
-        offset: int = 0,
-    ) -> int:
-        """Map memory (see :meth:`futex.memory.AddressSpace.mmap`); without ``addr``, at
-        the lowest free range of the map region ``[USER_MAP_BASE, USER_ASPACE_TOP_MAX)``."""
-        if addr is None and length > 0:
-            size = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-            addr = find_free(self.space, size, abi.USER_MAP_BASE, abi.USER_ASPACE_TOP_MAX)
-        return self.space.mmap(
-            length, prot=prot, shared=shared, addr=addr, file=file, offset=offset
-        )
-
-    def munmap(self, addr: int, length: int) -> None:
-        self.space.munmap(addr, length)
-
-    def mprotect(self, addr: int, length: int, prot: int) -> None:
-        self.space.mprotect(addr, length, prot)
-
-    def read(self, addr: int, n: int) -> bytes:
-        return self.space.read(addr, n)
-
-    def write(self, addr: int, data: bytes) -> None:
-        self.space.write(addr, data)
-
-    def load_u32(self, addr: int) -> int:
-        return self.space.load_u32(addr)
-
-    def store_u32(self, addr: int, value: int) -> None:
-        self.space.store_u32(addr, value)
-
-    def cas_u32(self, addr: int, old: int, new: int) -> int:
-        return self.space.cas_u32(addr, old, new)
-
-    def swap_u32(self, addr: int, new: int) -> int:
-        return self.space.swap_u32(addr, new)
-
-    def update_u32(self, addr: int, fn: Callable[[int], int]) -> int:
-        return self.space.update_u32(addr, fn)
+    def mmap_place(self, length: int) -> int | None:
+        """Without an address, a mapping goes to the lowest free range of the map region
+        ``[USER_MAP_BASE, USER_ASPACE_TOP_MAX)``."""
+        if length <= 0:
+            return None
+        size = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        return find_free(self.space, size, abi.USER_MAP_BASE, abi.USER_ASPACE_TOP_MAX)
 
 
 def _check_priority(priority: int) -> None:

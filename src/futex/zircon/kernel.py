@@ -37,7 +37,8 @@ from futex.kernel import (
     PiWaiter,
     RealClock,
 )
-from futex.memory import PROT_READ, PROT_WRITE, AddressSpace, MemoryObject
+from futex.memory import AddressSpace
+from futex.memory.owner import ProcessMemory
 from futex.zircon import abi, futex
 from futex.zircon.blocking import ZirconPendingWait
 from futex.zircon.policy import ZIRCON_POLICY
@@ -142,7 +143,7 @@ class ZirconKernel:
                     self.pi.check_task(t)
 
 
-class Process:
+class Process(ProcessMemory):
     """A Zircon process: address space, futex context, handle table, threads."""
 
     def __init__(self, kernel: ZirconKernel, bad_handle: BadHandlePolicy) -> None:
@@ -202,35 +203,6 @@ class Process:
             owner = None if state is None else state.owner
         assert owner is None or isinstance(owner, Thread)
         return owner
-
-    # -- memory, delegated to the address space -----------------------------------------
-
-    def mmap(
-        self,
-        length: int,
-        *,
-        prot: int = PROT_READ | PROT_WRITE,
-        addr: int | None = None,
-        file: MemoryObject | None = None,
-        shared: bool = False,
-    ) -> int:
-        """Map memory (``zx_vmar_map`` of a VMO); see :meth:`AddressSpace.mmap`."""
-        return self.space.mmap(length, prot=prot, addr=addr, file=file, shared=shared)
-
-    def munmap(self, addr: int, length: int) -> None:
-        self.space.munmap(addr, length)
-
-    def load_u32(self, addr: int) -> int:
-        return self.space.load_u32(addr)
-
-    def store_u32(self, addr: int, value: int) -> None:
-        self.space.store_u32(addr, value)
-
-    def read(self, addr: int, n: int) -> bytes:
-        return self.space.read(addr, n)
-
-    def write(self, addr: int, data: bytes) -> None:
-        self.space.write(addr, data)
 
 
 class Thread:

@@ -1,0 +1,69 @@
+"""The memory calls every emulated process offers, delegated to its address space.
+
+A personality's process class (``futex.linux``, ``futex.zircon``, ``futex.liteos``)
+inherits :class:`ProcessMemory` and sets ``self.space``; a kernel whose mappings go to
+its own default places (LiteOS-A's map region) overrides :meth:`ProcessMemory.mmap_place`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from futex.memory import PROT_READ, PROT_WRITE, AddressSpace, MemoryObject
+
+__all__ = ["ProcessMemory"]
+
+
+class ProcessMemory:
+    """mmap/munmap/mprotect, byte access and 32-bit atomics on ``self.space``."""
+
+    space: AddressSpace
+
+    def mmap_place(self, length: int) -> int | None:
+        """Where a mapping without an address goes (``None``: the address space's
+        default placement)."""
+        return None
+
+    def mmap(
+        self,
+        length: int,
+        *,
+        shared: bool = False,
+        prot: int = PROT_READ | PROT_WRITE,
+        addr: int | None = None,
+        file: MemoryObject | None = None,
+        offset: int = 0,
+    ) -> int:
+        """Map memory; see :meth:`futex.memory.AddressSpace.mmap`."""
+        if addr is None:
+            addr = self.mmap_place(length)
+        return self.space.mmap(
+            length, prot=prot, shared=shared, addr=addr, file=file, offset=offset
+        )
+
+    def munmap(self, addr: int, length: int) -> None:
+        self.space.munmap(addr, length)
+
+    def mprotect(self, addr: int, length: int, prot: int) -> None:
+        self.space.mprotect(addr, length, prot)
+
+    def read(self, addr: int, n: int) -> bytes:
+        return self.space.read(addr, n)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.space.write(addr, data)
+
+    def load_u32(self, addr: int) -> int:
+        return self.space.load_u32(addr)
+
+    def store_u32(self, addr: int, value: int) -> None:
+        self.space.store_u32(addr, value)
+
+    def cas_u32(self, addr: int, old: int, new: int) -> int:
+        return self.space.cas_u32(addr, old, new)
+
+    def swap_u32(self, addr: int, new: int) -> int:
+        return self.space.swap_u32(addr, new)
+
+    def update_u32(self, addr: int, fn: Callable[[int], int]) -> int:
+        return self.space.update_u32(addr, fn)
