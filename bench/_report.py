@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Table", "ns", "ratio", "render_plain", "render_rich"]
+__all__ = ["Table", "ns", "parse_args", "ratio", "render_plain", "render_rich"]
+
+
+def parse_args(
+    doc: str | None, quick_seconds: int, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """The options every benchmark takes: --quick, --plain, --json, --repeats, --gc."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
+    ap.add_argument("--quick", action="store_true", help=f"a short run (~{quick_seconds} s)")
+    ap.add_argument("--plain", action="store_true", help="plain-text tables (no rich)")
+    ap.add_argument("--json", metavar="PATH", help="write the figures as JSON to PATH")
+    ap.add_argument("--repeats", type=int, help="samples per figure (default: 21, quick: 7)")
+    ap.add_argument("--gc", action="store_true", help="keep the cyclic GC on while timing")
+    return ap.parse_args(argv)
 
 
 @dataclass

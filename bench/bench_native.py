@@ -35,7 +35,6 @@ turns by design); their median and min are reported.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import gc
 import json
@@ -52,7 +51,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from _report import Table, ns, ratio, render_plain, render_rich
+from _report import Table, ns, parse_args, ratio, render_plain, render_rich
 
 try:
     import futex.native as native
@@ -693,13 +692,7 @@ def key_ratios(res: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--quick", action="store_true", help="a short run (~10 s)")
-    ap.add_argument("--plain", action="store_true", help="plain-text tables (no rich)")
-    ap.add_argument("--json", metavar="PATH", help="write the figures as JSON to PATH")
-    ap.add_argument("--repeats", type=int, help="samples per figure (default: 21, quick: 7)")
-    ap.add_argument("--gc", action="store_true", help="keep the cyclic GC on while timing")
-    args = ap.parse_args(argv)
+    args = parse_args(__doc__, 10, argv)
     global GC_OFF_WHILE_TIMING
     GC_OFF_WHILE_TIMING = not args.gc
     cfg = QUICK if args.quick else FULL
