@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from futex.kernel import ManualClock
+from futex.kernel import ClockId, ManualClock
 from futex.zircon import (
     BadHandlePolicy,
     Process,
@@ -77,13 +77,7 @@ class Env:
         return self.main.get_owner(addr)
 
     def now(self) -> int:
-        return self.clock.now(self.clock_id)
-
-    @property
-    def clock_id(self):  # type: ignore[no-untyped-def]
-        from futex.kernel import ClockId
-
-        return ClockId.MONOTONIC
+        return self.clock.now(ClockId.MONOTONIC)
 
 
 @pytest.fixture
@@ -136,8 +130,6 @@ def test_wait_bad_address(env: Env) -> None:
 
 def test_wakeup_real_thread(env: Env) -> None:
     """futex.cc Wakeup: one waiter on a real thread; wake(UINT32_MAX) -> it gets ZX_OK."""
-    env.kernel.clock = clock = env.clock  # the waiter blocks for real, no deadline
-    del clock
     t = env.thread("waiter")
     out: list[int] = []
     th = threading.Thread(target=lambda: out.append(t.futex_wait(env.f, 0, 0, INF)))

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from futex.kernel.clock import Clock, ClockId, Timer
 from futex.kernel.waiter import Waiter
 
-__all__ = ["BlockingTask", "Deadline", "PendingWait", "Request", "WaitOutcomes"]
+__all__ = ["BlockingTask", "Deadline", "PendingWait", "Request", "WaitOutcomes", "block"]
 
 #: An absolute deadline: (clock, nanoseconds).
 Deadline = tuple[ClockId, int]
@@ -323,3 +323,16 @@ class PendingWait:
                         self._timer = timer
                         return
                 timer.cancel()
+
+
+def block(r: int | PendingWait) -> int:
+    """The thread form of a blocking call: ``r`` if the call already ended, else wait for
+    it.  If the waiting thread is interrupted (KeyboardInterrupt or the like), the call is
+    ended first, so that no waiter stays queued for a thread that is gone."""
+    if isinstance(r, int):
+        return r
+    try:
+        return r.wait()
+    except BaseException:
+        r.kill()
+        raise

@@ -28,6 +28,7 @@ from futex.kernel import (
     RealClock,
     fold_hash,
 )
+from futex.kernel.blocking import block
 from futex.linux import abi
 from futex.linux.blocking import PendingWait
 from futex.linux.entry import syscall
@@ -207,7 +208,7 @@ class Task:
         the calling thread like :meth:`syscall_futex`.  Numbers outside the futex family
         (futex 202, set/get_robust_list 273/274, futex_waitv 449, futex_wake/wait/requeue
         454-456) answer -ENOSYS."""
-        return self._block(syscall(self, nr, args))
+        return block(syscall(self, nr, args))
 
     def syscall_nb(self, nr: int, *args: int) -> int | PendingWait:
         """:meth:`syscall` without blocking (see :meth:`syscall_futex_nb`)."""
@@ -245,18 +246,7 @@ class Task:
     ) -> int:
         """futex(2) with the six raw register values; blocks the calling thread while
         the call waits.  Returns what the kernel returns: >= 0, or -errno."""
-        return self._block(sys_futex(self, uaddr, futex_op, val, utime, uaddr2, val3))
-
-    def _block(self, r: int | PendingWait) -> int:
-        if isinstance(r, int):
-            return r
-        try:
-            return r.wait()
-        except BaseException:
-            # KeyboardInterrupt or the like in the blocked thread: end the wait so that no
-            # waiter is left queued for a thread that is gone, then let it propagate.
-            r.kill()
-            raise
+        return block(sys_futex(self, uaddr, futex_op, val, utime, uaddr2, val3))
 
     def syscall_futex_nb(
         self, uaddr: int, futex_op: int, val: int, utime: int, uaddr2: int, val3: int

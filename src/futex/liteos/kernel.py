@@ -23,6 +23,7 @@ import threading
 from collections.abc import Container, Iterator
 
 from futex.kernel import Clock, FutexManager, Key, RealClock
+from futex.kernel.blocking import block
 from futex.liteos import abi
 from futex.liteos.blocking import PendingWait
 from futex.liteos.layout import LiteosLayout
@@ -214,16 +215,7 @@ class Task:
     def syscall_futex(self, uaddr: int, flags: int, val: int, abs_time: int, new_uaddr: int) -> int:
         """``SysFutex(uAddr, flags, val, absTime, newUserAddr)``; blocks the calling thread
         while the call waits.  Returns 0 or a negated LOS code."""
-        r = self.syscall_futex_nb(uaddr, flags, val, abs_time, new_uaddr)
-        if isinstance(r, int):
-            return r
-        try:
-            return r.wait()
-        except BaseException:
-            # The blocked thread is interrupted (KeyboardInterrupt…): leave no node queued
-            # for a thread that is gone, then let the exception through.
-            r.kill()
-            raise
+        return block(self.syscall_futex_nb(uaddr, flags, val, abs_time, new_uaddr))
 
     def interrupt(self, signo: int = abi.SIGKILL) -> bool:
         """Send signal ``signo`` to the task (``OsTcbDispatch`` → ``OsPendingTaskWake``).

@@ -37,6 +37,7 @@ from futex.kernel import (
     PiWaiter,
     RealClock,
 )
+from futex.kernel.blocking import block
 from futex.memory import AddressSpace
 from futex.memory.owner import ProcessMemory
 from futex.zircon import abi, futex
@@ -278,7 +279,7 @@ class Thread:
         self, value_ptr: int, current_value: int, new_futex_owner: int, deadline: int
     ) -> int:
         """``zx_futex_wait``, blocking the calling Python thread; returns the status."""
-        return self._block(self.futex_wait_nb(value_ptr, current_value, new_futex_owner, deadline))
+        return block(self.futex_wait_nb(value_ptr, current_value, new_futex_owner, deadline))
 
     def futex_wait_nb(
         self, value_ptr: int, current_value: int, new_futex_owner: int, deadline: int
@@ -354,14 +355,6 @@ class Thread:
         self.process.kill(code)
         raise ProcessKilled(self.process, code)
 
-    def _block(self, r: int | ZirconPendingWait) -> int:
-        if isinstance(r, int):
-            return r
-        try:
-            return r.wait()
-        except BaseException:
-            r.kill()  # the Python thread is leaving: leave no waiter behind
-            raise
 
 
 def _check_priority(priority: int) -> None:
