@@ -5,9 +5,15 @@ is Linux-only and optional: where it cannot be built (no compiler, not Linux) th
 install still succeeds, and ``import futex.native`` raises ImportError saying why.
 """
 
+import os
 import sys
 
 from setuptools import Extension, setup
+
+# Recent setuptools let a CFLAGS environment variable replace Python's own flags, -O3
+# included (CI sets CFLAGS=-Werror): keep the extension optimized unless CFLAGS names a
+# level itself.
+OPT = [] if any(f.startswith("-O") for f in os.environ.get("CFLAGS", "").split()) else ["-O3"]
 
 ext_modules = []
 if sys.platform.startswith("linux"):
@@ -20,7 +26,7 @@ if sys.platform.startswith("linux"):
                 "src/futex/native/_wordcalls.c",
             ],
             depends=["src/futex/native/_native.h"],
-            extra_compile_args=["-Wall", "-Wextra"],
+            extra_compile_args=["-Wall", "-Wextra", *OPT],
             optional=True,
         )
     )

@@ -21,7 +21,9 @@ same run:
 2. a wait/wake ping-pong between two processes (``os.fork``) on two words of a shared
    page, per round trip (each side: store, FUTEX_WAKE, then FUTEX_WAIT until the other
    answers), with both processes pinned to one CPU (``os.sched_setaffinity``) and
-   unpinned, against the same protocol in C (the floor).
+   unpinned, against the same protocol in C (the floor).  Both processes are
+   single-threaded, so ``Word.wait`` keeps the GIL while asleep; a last pinned row runs
+   after a thread has started, where every wait hands the GIL over.
 
 Timing: ``time.perf_counter_ns`` around a batch of calls, divided by the batch size.
 Python figures that are compared are sampled round-robin (the order rotating each
@@ -46,6 +48,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -55,7 +58,7 @@ from _report import Table, ns, parse_args, ratio, render_plain, render_rich
 
 try:
     import futex.native as native
-    from futex.native import Word, abi
+    from futex.native import Word, abi, sleeps_release_gil
 except ImportError as exc:  # pragma: no cover - depends on the build
     sys.exit(f"bench_native: {exc}")
 
@@ -558,11 +561,22 @@ def bench_pingpong(cfg: Config, exe: str | None) -> list[dict[str, Any]]:
     per_block = max(1, cfg.repeats // blocks)
     part = Config(**{**cfg.__dict__, "repeats": per_block})
     rows: list[dict[str, Any]] = []
-    for pinned in (True, False):
+    # The GIL-handed-over row comes last: once a thread has run, this process (and every
+    # child it forks) releases the GIL in each sleep for good.
+    for pinned, handover in ((True, False), (False, False), (True, True)):
         cpu = cpus[0] if pinned else None
         if not pinned and len(cpus) < 2:
             continue
-        log(f"   {'pinned to CPU ' + str(cpu) if pinned else 'unpinned'}")
+        if handover:
+            started = threading.Thread(target=lambda: None)
+            started.start()
+            started.join()
+            expect(sleeps_release_gil(), True, "sleeps release the GIL after a thread ran")
+        else:
+            expect(sleeps_release_gil(), False, "a single-threaded process keeps the GIL")
+        where = f"pinned to CPU {cpu}" if pinned else f"unpinned ({len(cpus)} CPUs)"
+        where += ", GIL handed over" if handover else ""
+        log(f"   {where}")
         py, c = Stat(), Stat()
         for _ in range(blocks):
             py.samples += py_pingpong(part, cpu).samples
@@ -572,8 +586,9 @@ def bench_pingpong(cfg: Config, exe: str | None) -> list[dict[str, Any]]:
         have_c = bool(c.samples)
         rows.append(
             {
-                "placement": f"pinned to CPU {cpu}" if pinned else f"unpinned ({len(cpus)} CPUs)",
+                "placement": where,
                 "pinned": pinned,
+                "gil_handed_over": handover,
                 "python": py.as_json(),
                 "c_floor": c.as_json() if have_c else None,
                 "ratio": py.median / c.median if have_c else None,
@@ -638,7 +653,9 @@ def build_tables(res: dict[str, Any], cfg: Config) -> list[Table]:
             f"{cfg.warmup_rounds:,} warm-up round trips; os.fork, two shared words 64 bytes "
             "apart; round i: one side stores i in ping, wakes (always), and waits until pong "
             "holds i; the other waits until ping holds i, then stores i in pong and wakes. "
-            "Both processes run single-threaded; Word.wait drops the GIL around the syscall."
+            "Both processes are single-threaded, so Word.wait keeps the GIL while it sleeps "
+            "(nobody could take it); the 'GIL handed over' row runs after a thread has "
+            "started, as in any threaded program, and drops and retakes it in every wait."
         ),
     )
     for r in res["pingpong"]:
@@ -684,7 +701,8 @@ def key_ratios(res: dict[str, Any]) -> list[tuple[str, str]]:
         out.append(("syscall_futex WAIT (EAGAIN) / ctypes", ratio(raw_over(waitm, "ctypes"))))
     for r in res["pingpong"]:
         label = f"ping-pong {r['placement']}: Python / C floor"
-        out.append((label, verdict(r["ratio"], 1.3) if r["pinned"] else ratio(r["ratio"])))
+        pinned_alone = r["pinned"] and not r.get("gil_handed_over")
+        out.append((label, verdict(r["ratio"], 1.3) if pinned_alone else ratio(r["ratio"])))
     return out
 
 

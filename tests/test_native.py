@@ -325,6 +325,39 @@ def test_atomics_return_the_old_value_and_wrap_modulo_2_32(word: Word) -> None:
     assert word.fetch_xor(0b0101) == 0b0110 and word.load() == 0b0011
 
 
+class _Int(int):
+    pass
+
+
+class _Index:
+    def __init__(self, v: int) -> None:
+        self.v = v
+
+    def __index__(self) -> int:
+        return self.v
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, 1, (1 << 30) - 1, 1 << 30, (1 << 32) - 1, -1, -((1 << 30) - 1), -(1 << 30), -(1 << 31)],
+)
+def test_values_either_side_of_one_int_digit_convert_alike(word: Word, value: int) -> None:
+    """Arguments of one CPython digit (|v| < 2**30) are read inline, wider ones through
+    the general conversion; int subclasses, bools and __index__ objects take the general
+    path too.  All must land as the same 32-bit word."""
+    want = value & 0xFFFF_FFFF
+    for arg in (value, _Int(value), _Index(value)):
+        word.store(0)
+        word.store(arg)  # type: ignore[arg-type]
+        assert word.load() == want
+        assert word.cas(arg, 5) == want and word.load() == 5  # type: ignore[arg-type]
+        word.store(value)
+        assert word.wait(arg, 0) is False  # type: ignore[arg-type]  # equal: sleeps, times out
+        assert word.wait(arg ^ 1 if isinstance(arg, int) else value ^ 1) is True
+    word.store(True)
+    assert word.load() == 1
+
+
 def test_atomics_refuse_values_outside_32_bits(word: Word) -> None:
     for bad in (1 << 32, -(1 << 31) - 1):
         with pytest.raises(OverflowError, match="32-bit"):

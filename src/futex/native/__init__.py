@@ -53,13 +53,16 @@ Outcomes of the futex calls
 
 Blocking and signals
     Only the calls that can sleep (``wait``, ``lock_pi``, ``lock_pi2``, ``waitv``)
-    release the GIL.  When a signal interrupts one (EINTR), the Python signal
-    handlers run; if one raises (KeyboardInterrupt on Ctrl-C), the call ends with
-    that exception, else it sleeps again until the *same* deadline.  Handlers run only
-    in the main thread, and a process-directed signal may be delivered to another
-    thread: then the main thread's wait is not interrupted.  FUTEX_LOCK_PI is
-    restarted by the kernel itself, so a handler's exception shows once the lock is
-    taken or the timeout expires.
+    release the GIL, and only in a process that has had a second thread: where none
+    ever started (glibc's ``__libc_single_threaded``; ``sleeps_release_gil()`` tells)
+    nobody could take the GIL, so the sleep keeps it and saves the hand-over (four
+    mutex operations and two condition signals per wait).  When a signal interrupts
+    one (EINTR), the Python signal handlers run; if one raises (KeyboardInterrupt on
+    Ctrl-C), the call ends with that exception, else it sleeps again until the *same*
+    deadline.  Handlers run only in the main thread, and a process-directed signal
+    may be delivered to another thread: then the main thread's wait is not
+    interrupted.  FUTEX_LOCK_PI is restarted by the kernel itself, so a handler's
+    exception shows once the lock is taken or the timeout expires.
 
 Sharing a Word with another process
     A Word on an anonymous ``mmap.mmap(-1, n)`` is inherited across ``os.fork``.  A
@@ -87,6 +90,7 @@ try:
         SYS_gettid,
         Word,
         gettid,
+        sleeps_release_gil,
         syscall6,
         syscall_futex,
         waitv,
@@ -112,6 +116,7 @@ __all__ = [
     "Word",
     "abi",
     "gettid",
+    "sleeps_release_gil",
     "syscall6",
     "syscall_futex",
     "waitv",

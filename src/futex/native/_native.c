@@ -229,14 +229,6 @@ nf_deadline(PyObject *timeout, clockid_t clock, struct timespec *ts, int *has)
 
 /* -- syscalls and errors -------------------------------------------------------------- */
 
-long
-nf_futex(uint32_t *uaddr, int op, uint32_t val, const void *utime, uint32_t *uaddr2,
-         uint32_t val3)
-{
-    long r = syscall(SYS_futex, uaddr, op, val, utime, uaddr2, val3);
-    return r < 0 ? -errno : r;
-}
-
 PyObject *
 nf_oserror(long neg_errno, const char *call)
 {
@@ -302,6 +294,14 @@ reg(PyObject *o, unsigned long *out)
     return 0;
 }
 
+/* syscall(nr, a[0], ..., a[5]) as >= 0 or -errno. */
+static long
+raw_syscall(long nr, const unsigned long *a)
+{
+    long r = syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+    return r < 0 ? -errno : r;
+}
+
 PyDoc_STRVAR(syscall_futex_doc,
 "syscall_futex($module, uaddr, op, val, utime, uaddr2, val3, /)\n--\n\n"
 "UNSAFE: futex(2) on raw integer addresses, for differential tests only.\n\n"
@@ -326,18 +326,10 @@ native_syscall_futex(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssiz
     }
     long r;
     if (futex_cmd_may_block(a[1])) {
-        Py_BEGIN_ALLOW_THREADS
-        r = syscall(SYS_futex, a[0], a[1], a[2], a[3], a[4], a[5]);
-        if (r < 0) {
-            r = -errno;
-        }
-        Py_END_ALLOW_THREADS
+        NF_SLEEP(r = raw_syscall(SYS_futex, a));
     }
     else {
-        r = syscall(SYS_futex, a[0], a[1], a[2], a[3], a[4], a[5]);
-        if (r < 0) {
-            r = -errno;
-        }
+        r = raw_syscall(SYS_futex, a);
     }
     return raw_result(r);
 }
@@ -384,18 +376,10 @@ native_syscall6(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
     }
     long r;
     if (syscall_may_block(a[0], a[2])) {
-        Py_BEGIN_ALLOW_THREADS
-        r = syscall((long)a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
-        if (r < 0) {
-            r = -errno;
-        }
-        Py_END_ALLOW_THREADS
+        NF_SLEEP(r = raw_syscall((long)a[0], a + 1));
     }
     else {
-        r = syscall((long)a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
-        if (r < 0) {
-            r = -errno;
-        }
+        r = raw_syscall((long)a[0], a + 1);
     }
     return raw_result(r);
 }
@@ -408,6 +392,21 @@ static PyObject *
 native_gettid(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
     return PyLong_FromLong(syscall(SYS_gettid));
+}
+
+PyDoc_STRVAR(sleeps_release_gil_doc,
+"sleeps_release_gil($module, /)\n--\n\n"
+"Whether a call that sleeps (wait, lock_pi, lock_pi2, waitv) releases the GIL here.\n\n"
+"True once this process has had a second thread (glibc never resets the flag, not\n"
+"even in a fork child).  False in a process that never had one: no thread exists\n"
+"to take the GIL and none can start while the only one sleeps, so the sleep skips\n"
+"the hand-over.  Signals still interrupt the sleep and run their handlers.  Always\n"
+"True where the C library does not say (no __libc_single_threaded).");
+
+static PyObject *
+native_sleeps_release_gil(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(!NF_ALONE());
 }
 
 /* -- waitv ------------------------------------------------------------------------------ */
@@ -464,7 +463,7 @@ native_waitv(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
             PyErr_Format(PyExc_ValueError, "waitv() waiter %zd: the Word is released", i);
             goto done;
         }
-        if (nf_u32(PyTuple_GET_ITEM(pair, 1), "expected", &expected) < 0) {
+        if (nf_u32_arg(PyTuple_GET_ITEM(pair, 1), "expected", &expected) < 0) {
             goto done;
         }
         words[i] = w;
@@ -493,13 +492,9 @@ native_waitv(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     }
     long r;
     for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-        r = syscall(NF_SYS_futex_waitv, vs, (unsigned int)n, 0,
-                    has_deadline ? &deadline : NULL, CLOCK_MONOTONIC);
-        if (r < 0) {
-            r = -errno;
-        }
-        Py_END_ALLOW_THREADS
+        NF_SLEEP(r = syscall(NF_SYS_futex_waitv, vs, (unsigned int)n, 0,
+                             has_deadline ? &deadline : NULL, CLOCK_MONOTONIC);
+                 r = r < 0 ? -errno : r);
         if (r != -EINTR) {
             break;
         }
@@ -538,6 +533,7 @@ static PyMethodDef native_methods[] = {
      syscall_futex_doc},
     {"syscall6", (PyCFunction)(void (*)(void))native_syscall6, METH_FASTCALL, syscall6_doc},
     {"gettid", native_gettid, METH_NOARGS, gettid_doc},
+    {"sleeps_release_gil", native_sleeps_release_gil, METH_NOARGS, sleeps_release_gil_doc},
     {"waitv", (PyCFunction)(void (*)(void))native_waitv, METH_FASTCALL | METH_KEYWORDS,
      waitv_doc},
     {NULL, NULL, 0, NULL},

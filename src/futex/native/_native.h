@@ -11,6 +11,12 @@
  * a syscall that can sleep (FUTEX_WAIT*, FUTEX_LOCK_PI*, futex_waitv); calls that cannot
  * sleep (wake, requeue, wake_op, unlock/trylock PI, atomics) keep it, so a program with
  * other Python threads never queues for the GIL after a call that did not block.
+ * A sleep in a process that has never had a second thread (glibc's
+ * __libc_single_threaded) keeps the GIL too: no thread exists that could take it, and
+ * none can be started while the only one sleeps.  Handing the GIL over costs four
+ * mutex operations and two condition signals per wait.  Signals need no GIL (EINTR
+ * wakes the sleeper, which then runs the handlers); glibc never sets the flag back to
+ * true, not even in a fork child, so it can only err towards releasing.
  * A Word's memory stays mapped while a blocking call uses it: the call holds a
  * reference to the Word and bumps Word.busy, and Word.release() refuses while busy.
  *
@@ -24,8 +30,11 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <errno.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Kernel ABI values, spelled out so that old uapi headers still build. */
 #define NF_WAIT 0
@@ -118,6 +127,31 @@ int nf_parse(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObjec
 
 /* A u32 argument: an int in [-2**31, 2**32), negative values wrapping. */
 int nf_u32(PyObject *o, const char *what, uint32_t *out);
+
+/* nf_u32 with the common case inline: an exact int of one digit (|v| < 2**30) is read
+ * straight from the object; anything else goes through nf_u32. */
+static inline int
+nf_u32_arg(PyObject *o, const char *what, uint32_t *out)
+{
+    if (PyLong_CheckExact(o)) {
+#if PY_VERSION_HEX >= 0x030C0000
+        if (PyUnstable_Long_IsCompact((PyLongObject *)o)) {
+            *out = (uint32_t)PyUnstable_Long_CompactValue((PyLongObject *)o);
+            return 0;
+        }
+#else
+        Py_ssize_t size = Py_SIZE(o);
+        if (size >= -1 && size <= 1) {
+            *out = (uint32_t)((long)size * (long)((PyLongObject *)o)->ob_digit[0]);
+            return 0;
+        }
+#endif
+    }
+    return nf_u32(o, what, out);
+}
+
+/* A word's value as a Python int (uint32 fits a long: PyLong_FromLong's fast path). */
+#define NF_U32_OBJ(v) PyLong_FromLong((long)(uint32_t)(v))
 /* A count (of waiters): an int >= 0, clamped to INT_MAX. */
 int nf_count(PyObject *o, const char *what, int dflt, int *out);
 /* A bitset: None (match any) or an int in [1, 2**32). */
@@ -129,9 +163,36 @@ int nf_private(PyObject *o, int dflt, int *out);
  * clock; *has is 0 for "no deadline". */
 int nf_deadline(PyObject *timeout, clockid_t clock, struct timespec *ts, int *has);
 
-/* futex(2) with the GIL released if it may block; returns >= 0 or -errno. */
-long nf_futex(uint32_t *uaddr, int op, uint32_t val, const void *utime, uint32_t *uaddr2,
-              uint32_t val3);
+/* NF_SLEEP(stmt): run stmt, a syscall that may sleep, with the GIL released unless the
+ * process is single-threaded (the blocking rule above). */
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define NF_ALONE() (__libc_single_threaded != 0)
+#endif
+#endif
+#ifndef NF_ALONE
+#define NF_ALONE() 0
+#endif
+#define NF_SLEEP(stmt)                                                                      \
+    do {                                                                                    \
+        if (NF_ALONE()) {                                                                   \
+            stmt;                                                                           \
+        }                                                                                   \
+        else {                                                                              \
+            Py_BEGIN_ALLOW_THREADS stmt;                                                    \
+            Py_END_ALLOW_THREADS                                                            \
+        }                                                                                   \
+    } while (0)
+
+/* futex(2); returns >= 0 or -errno.  The caller handles the GIL (NF_SLEEP). */
+static inline long
+nf_futex(uint32_t *uaddr, int op, uint32_t val, const void *utime, uint32_t *uaddr2,
+         uint32_t val3)
+{
+    long r = syscall(SYS_futex, uaddr, op, val, utime, uaddr2, val3);
+    return r < 0 ? -errno : r;
+}
 
 /* Raise OSError (the errno subclass) for -ret, naming the call. Returns NULL. */
 PyObject *nf_oserror(long neg_errno, const char *call);

@@ -217,7 +217,7 @@ static PyObject *
 Word_load(WordObject *self, PyObject *Py_UNUSED(ignored))
 {
     LIVE(self);
-    return PyLong_FromUnsignedLong(__atomic_load_n(self->addr, SC));
+    return NF_U32_OBJ(__atomic_load_n(self->addr, SC));
 }
 
 static PyObject *
@@ -225,7 +225,7 @@ Word_store(WordObject *self, PyObject *arg)
 {
     uint32_t v;
     LIVE(self);
-    if (nf_u32(arg, "value", &v) < 0) {
+    if (nf_u32_arg(arg, "value", &v) < 0) {
         return NULL;
     }
     __atomic_store_n(self->addr, v, SC);
@@ -241,11 +241,12 @@ Word_cas(WordObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     LIVE(self);
-    if (nf_u32(args[0], "expected", &expected) < 0 || nf_u32(args[1], "new", &desired) < 0) {
+    if (nf_u32_arg(args[0], "expected", &expected) < 0 ||
+        nf_u32_arg(args[1], "new", &desired) < 0) {
         return NULL;
     }
     __atomic_compare_exchange_n(self->addr, &expected, desired, 0, SC, SC);
-    return PyLong_FromUnsignedLong(expected); /* the old value, whether or not it swapped */
+    return NF_U32_OBJ(expected); /* the old value, whether or not it swapped */
 }
 
 #define RMW(name, builtin)                                                                  \
@@ -253,10 +254,10 @@ Word_cas(WordObject *self, PyObject *const *args, Py_ssize_t nargs)
     {                                                                                       \
         uint32_t v;                                                                         \
         LIVE(self);                                                                         \
-        if (nf_u32(arg, "value", &v) < 0) {                                                 \
+        if (nf_u32_arg(arg, "value", &v) < 0) {                                             \
             return NULL;                                                                    \
         }                                                                                   \
-        return PyLong_FromUnsignedLong(builtin(self->addr, v, SC));                         \
+        return NF_U32_OBJ(builtin(self->addr, v, SC));                                      \
     }
 
 RMW(swap, __atomic_exchange_n)

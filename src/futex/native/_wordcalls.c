@@ -20,9 +20,10 @@
 
 /* -- futex calls -------------------------------------------------------------------------- */
 
-/* Sleep in futex(2) with the GIL dropped.  EINTR: run the signal handlers; if one raised,
- * return NF_RAISED; else sleep again with the same absolute deadline.  FUTEX_LOCK_PI is
- * restarted by the kernel itself (-ERESTARTNOINTR), but an EINTR is handled alike. */
+/* Sleep in futex(2), the GIL dropped unless the process is single-threaded (NF_SLEEP).
+ * EINTR: run the signal handlers; if one raised, return NF_RAISED; else sleep again with
+ * the same absolute deadline.  FUTEX_LOCK_PI is restarted by the kernel itself
+ * (-ERESTARTNOINTR), but an EINTR is handled alike. */
 static long
 sleep_on(WordObject *self, int op, uint32_t val, const struct timespec *deadline,
          uint32_t val3)
@@ -31,9 +32,7 @@ sleep_on(WordObject *self, int op, uint32_t val, const struct timespec *deadline
     long r;
     self->busy++;
     for (;;) {
-        Py_BEGIN_ALLOW_THREADS
-        r = nf_futex(addr, op, val, deadline, NULL, val3);
-        Py_END_ALLOW_THREADS
+        NF_SLEEP(r = nf_futex(addr, op, val, deadline, NULL, val3));
         if (r != -EINTR) {
             break;
         }
@@ -56,21 +55,26 @@ Word_wait(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     struct timespec deadline;
     int has_deadline = 0;
     LIVE(self);
-    if (nargs == 1 && kwnames == NULL) {
-        a[0] = args[0];
+    if (nargs == 1 && kwnames == NULL) { /* wait(expected): no more to parse */
+        if (nf_u32_arg(args[0], "expected", &expected) < 0) {
+            return NULL;
+        }
+        if (__atomic_load_n(self->addr, SC) != expected) {
+            Py_RETURN_TRUE;
+        }
     }
-    else if (nf_parse("wait", args, nargs, kwnames, &names, 2, 1, a) < 0) {
-        return NULL;
-    }
-    if (nf_u32(a[0], "expected", &expected) < 0 || nf_bitset(a[2], &bitset) < 0 ||
-        nf_private(a[3], priv, &priv) < 0) {
-        return NULL;
-    }
-    if (__atomic_load_n(self->addr, SC) != expected) {
-        Py_RETURN_TRUE; /* what the kernel's EAGAIN would say, without the syscall */
-    }
-    if (nf_deadline(a[1], CLOCK_MONOTONIC, &deadline, &has_deadline) < 0) {
-        return NULL;
+    else {
+        if (nf_parse("wait", args, nargs, kwnames, &names, 2, 1, a) < 0 ||
+            nf_u32_arg(a[0], "expected", &expected) < 0 || nf_bitset(a[2], &bitset) < 0 ||
+            nf_private(a[3], priv, &priv) < 0) {
+            return NULL;
+        }
+        if (__atomic_load_n(self->addr, SC) != expected) {
+            Py_RETURN_TRUE; /* what the kernel's EAGAIN would say, without the syscall */
+        }
+        if (nf_deadline(a[1], CLOCK_MONOTONIC, &deadline, &has_deadline) < 0) {
+            return NULL;
+        }
     }
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline: a retry after EINTR
      * keeps it.  With NF_BITSET_ANY it is exactly FUTEX_WAIT. */
@@ -96,13 +100,16 @@ Word_wake(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     int n, priv = self->private_flag, op = NF_WAKE;
     uint32_t bitset = NF_BITSET_ANY;
     LIVE(self);
-    if (kwnames == NULL && nargs <= 1) {
-        a[0] = nargs ? args[0] : NULL;
+    if (kwnames == NULL && nargs == 0) { /* wake(): one waiter, the Word's default */
+        n = 1;
     }
-    else if (nf_parse("wake", args, nargs, kwnames, &names, 1, 0, a) < 0) {
-        return NULL;
+    else if (kwnames == NULL && nargs == 1) {
+        if (nf_count(args[0], "n", 1, &n) < 0) {
+            return NULL;
+        }
     }
-    if (nf_count(a[0], "n", 1, &n) < 0 || nf_private(a[2], priv, &priv) < 0) {
+    else if (nf_parse("wake", args, nargs, kwnames, &names, 1, 0, a) < 0 ||
+             nf_count(a[0], "n", 1, &n) < 0 || nf_private(a[2], priv, &priv) < 0) {
         return NULL;
     }
     if (a[1] != NULL && a[1] != Py_None) {
@@ -157,7 +164,7 @@ do_requeue(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     }
     PyObject **rest = cmp ? a + 2 : a + 1;
     WordObject *to = other_word(a[0], fname);
-    if (to == NULL || (cmp && nf_u32(a[1], "expected", &expected) < 0) ||
+    if (to == NULL || (cmp && nf_u32_arg(a[1], "expected", &expected) < 0) ||
         nf_count(rest[0], "wake", 1, &nwake) < 0 ||
         nf_count(rest[1], "requeue", NF_INT_MAX, &nrequeue) < 0 ||
         nf_private(rest[2], priv, &priv) < 0) {
