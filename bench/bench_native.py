@@ -22,8 +22,10 @@ same run:
    page, per round trip (each side: store, FUTEX_WAKE, then FUTEX_WAIT until the other
    answers), with both processes pinned to one CPU (``os.sched_setaffinity``) and
    unpinned, against the same protocol in C (the floor).  Both processes are
-   single-threaded, so ``Word.wait`` keeps the GIL while asleep; a last pinned row runs
-   after a thread has started, where every wait hands the GIL over.
+   single-threaded, so ``Word.wait`` keeps the GIL while asleep.  Two more pinned rows:
+   every wait with a timeout (an absolute CLOCK_MONOTONIC deadline, as ``Word.wait``
+   makes one; the C floor the same), and, last, after a thread has started, where every
+   wait hands the GIL over.
 
 Timing: ``time.perf_counter_ns`` around a batch of calls, divided by the batch size.
 Python figures that are compared are sampled round-robin (the order rotating each
@@ -66,6 +68,10 @@ Runner = Callable[[], None]
 
 SYS_futex = native.SYS_futex
 WAKE, WAIT, PRIV = abi.FUTEX_WAKE, abi.FUTEX_WAIT, abi.FUTEX_PRIVATE_FLAG
+
+
+#: Timeout of every wait in the timed ping-pong row (seconds; far beyond any round trip).
+TIMED_S = 60
 
 
 class BenchError(RuntimeError):
@@ -260,6 +266,16 @@ static long futex(uint32_t *a, int op, uint32_t v)
     return syscall(SYS_futex, a, op, v, NULL, NULL, 0);
 }
 
+/* FUTEX_WAIT_BITSET until an absolute CLOCK_MONOTONIC deadline `secs` from now, as
+ * futex.native.Word.wait(v, secs) does. */
+static long futex_wait_timed(uint32_t *a, uint32_t v, long secs)
+{
+    struct timespec d;
+    clock_gettime(CLOCK_MONOTONIC, &d);
+    d.tv_sec += secs;
+    return syscall(SYS_futex, a, FUTEX_WAIT_BITSET, v, &d, NULL, FUTEX_BITSET_MATCH_ANY);
+}
+
 static long long ns(clockid_t c)
 {
     struct timespec t;
@@ -325,8 +341,11 @@ static int calls(long n, int repeats)
     return 0;
 }
 
-/* pingpong ROUNDS REPEATS WARMUP CPU: ns per round trip, one line of samples. */
-static int pingpong(long rounds, int repeats, long warmup, int cpu)
+/* pingpong ROUNDS REPEATS WARMUP CPU TIMEOUT: ns per round trip, one line of samples.
+ * TIMEOUT > 0: every wait has a deadline TIMEOUT seconds ahead (never reached). */
+#define WAIT_FOR(a, v)                                                                     \
+    (timeout > 0 ? futex_wait_timed((a), (v), timeout) : futex((a), FUTEX_WAIT, (v)))
+static int pingpong(long rounds, int repeats, long warmup, int cpu, long timeout)
 {
     uint32_t *ping = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                           -1, 0);
@@ -341,7 +360,7 @@ static int pingpong(long rounds, int repeats, long warmup, int cpu)
     pid_t pid = fork();
     if (pid == 0) {
         for (uint32_t i = 1; i <= (uint32_t)total; i++) {
-            while (__atomic_load_n(ping, __ATOMIC_SEQ_CST) != i) futex(ping, FUTEX_WAIT, i - 1);
+            while (__atomic_load_n(ping, __ATOMIC_SEQ_CST) != i) WAIT_FOR(ping, i - 1);
             __atomic_store_n(pong, i, __ATOMIC_SEQ_CST);
             futex(pong, FUTEX_WAKE, 1);
         }
@@ -356,7 +375,7 @@ static int pingpong(long rounds, int repeats, long warmup, int cpu)
             i++;
             __atomic_store_n(ping, i, __ATOMIC_SEQ_CST);
             futex(ping, FUTEX_WAKE, 1);
-            while (__atomic_load_n(pong, __ATOMIC_SEQ_CST) != i) futex(pong, FUTEX_WAIT, i - 1);
+            while (__atomic_load_n(pong, __ATOMIC_SEQ_CST) != i) WAIT_FOR(pong, i - 1);
         }
         long long t1 = ns(CLOCK_MONOTONIC);
         if (r >= 0) printf(" %.3f", (double)(t1 - t0) / k);
@@ -371,9 +390,10 @@ int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "calls") == 0)
         return calls(atol(argv[2]), atoi(argv[3]));
-    if (argc == 6 && strcmp(argv[1], "pingpong") == 0)
-        return pingpong(atol(argv[2]), atoi(argv[3]), atol(argv[4]), atoi(argv[5]));
-    fprintf(stderr, "usage: calls N REPEATS | pingpong ROUNDS REPEATS WARMUP CPU\n");
+    if (argc == 7 && strcmp(argv[1], "pingpong") == 0)
+        return pingpong(atol(argv[2]), atoi(argv[3]), atol(argv[4]), atoi(argv[5]),
+                        atol(argv[6]));
+    fprintf(stderr, "usage: calls N REPEATS | pingpong ROUNDS REPEATS WARMUP CPU TIMEOUT\n");
     return 2;
 }
 """
@@ -504,8 +524,9 @@ def bench_calls(cfg: Config, exe: str | None) -> list[dict[str, Any]]:
 # -- 2. ping-pong ------------------------------------------------------------------------------
 
 
-def py_pingpong(cfg: Config, cpu: int | None) -> Stat:
-    """Round trips between this process and a forked child over two shared words."""
+def py_pingpong(cfg: Config, cpu: int | None, timeout: float | None) -> Stat:
+    """Round trips between this process and a forked child over two shared words; each
+    wait has ``timeout`` (never reached), or none."""
     mem = mmap.mmap(-1, mmap.PAGESIZE)
     ping, pong = Word(mem, 0), Word(mem, 64)
     total = cfg.warmup_rounds + cfg.rounds * cfg.repeats
@@ -521,7 +542,7 @@ def py_pingpong(cfg: Config, cpu: int | None) -> Stat:
             try:
                 for i in range(1, total + 1):
                     while ping.load() != i:
-                        ping.wait(i - 1)
+                        ping.wait(i - 1, timeout)
                     pong.store(i)
                     pong.wake()
                 code = 0
@@ -536,7 +557,7 @@ def py_pingpong(cfg: Config, cpu: int | None) -> Stat:
                 ping.store(i)
                 ping.wake()
                 while pong.load() != i:
-                    pong.wait(i - 1)
+                    pong.wait(i - 1, timeout)
             t1 = time.perf_counter_ns()
             done += k
             if r >= 0:
@@ -563,7 +584,13 @@ def bench_pingpong(cfg: Config, exe: str | None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     # The GIL-handed-over row comes last: once a thread has run, this process (and every
     # child it forks) releases the GIL in each sleep for good.
-    for pinned, handover in ((True, False), (False, False), (True, True)):
+    variants = [  # (pinned, timeout of each wait, GIL handed over)
+        (True, None, False),
+        (True, TIMED_S, False),
+        (False, None, False),
+        (True, None, True),
+    ]
+    for pinned, timeout, handover in variants:
         cpu = cpus[0] if pinned else None
         if not pinned and len(cpus) < 2:
             continue
@@ -576,12 +603,14 @@ def bench_pingpong(cfg: Config, exe: str | None) -> list[dict[str, Any]]:
             expect(sleeps_release_gil(), False, "a single-threaded process keeps the GIL")
         where = f"pinned to CPU {cpu}" if pinned else f"unpinned ({len(cpus)} CPUs)"
         where += ", GIL handed over" if handover else ""
+        where += f", waits with a {TIMED_S} s timeout" if timeout else ""
         log(f"   {where}")
         py, c = Stat(), Stat()
         for _ in range(blocks):
-            py.samples += py_pingpong(part, cpu).samples
+            py.samples += py_pingpong(part, cpu, timeout).samples
             if exe is not None:
-                args = (cfg.rounds, per_block, cfg.warmup_rounds, -1 if cpu is None else cpu)
+                c_cpu = -1 if cpu is None else cpu
+                args = (cfg.rounds, per_block, cfg.warmup_rounds, c_cpu, timeout or 0)
                 c.samples += run_c(exe, "pingpong", *args)["pingpong"].samples
         have_c = bool(c.samples)
         rows.append(
@@ -589,6 +618,7 @@ def bench_pingpong(cfg: Config, exe: str | None) -> list[dict[str, Any]]:
                 "placement": where,
                 "pinned": pinned,
                 "gil_handed_over": handover,
+                "timeout_s": timeout,
                 "python": py.as_json(),
                 "c_floor": c.as_json() if have_c else None,
                 "ratio": py.median / c.median if have_c else None,
@@ -655,7 +685,9 @@ def build_tables(res: dict[str, Any], cfg: Config) -> list[Table]:
             "holds i; the other waits until ping holds i, then stores i in pong and wakes. "
             "Both processes are single-threaded, so Word.wait keeps the GIL while it sleeps "
             "(nobody could take it); the 'GIL handed over' row runs after a thread has "
-            "started, as in any threaded program, and drops and retakes it in every wait."
+            "started, as in any threaded program, and drops and retakes it in every wait. "
+            f"Timed rows: every wait has a {TIMED_S} s timeout on both sides "
+            "(FUTEX_WAIT_BITSET with an absolute CLOCK_MONOTONIC deadline)."
         ),
     )
     for r in res["pingpong"]:
@@ -701,7 +733,7 @@ def key_ratios(res: dict[str, Any]) -> list[tuple[str, str]]:
         out.append(("syscall_futex WAIT (EAGAIN) / ctypes", ratio(raw_over(waitm, "ctypes"))))
     for r in res["pingpong"]:
         label = f"ping-pong {r['placement']}: Python / C floor"
-        pinned_alone = r["pinned"] and not r.get("gil_handed_over")
+        pinned_alone = r["pinned"] and not r["gil_handed_over"] and not r["timeout_s"]
         out.append((label, verdict(r["ratio"], 1.3) if pinned_alone else ratio(r["ratio"])))
     return out
 
