@@ -55,6 +55,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from _report import Table, ns, parse_args, ratio, render_plain, render_rich
+from _timing import (
+    RETRIES,
+    SAMPLING,
+    BenchError,
+    Runner,
+    expect,
+    interleaved,
+    log,
+    paired_ratio,
+)
 
 from futex import _hostfutex
 from futex._hostfutex import (
@@ -92,13 +102,6 @@ PAGE = 4096
 #: A six-register futex call: ``f(uaddr, op, val, utime, uaddr2, val3) -> int``.
 FutexCall = Callable[[int, int, int, int, int, int], int]
 #: A timed body: runs a batch of operations.
-Runner = Callable[[], None]
-
-
-class BenchError(RuntimeError):
-    """A call under measurement did not return what the benchmark expects."""
-
-
 # -- configuration ---------------------------------------------------------------------------
 
 
@@ -144,129 +147,6 @@ QUICK = Config(
     pi_round_trips=300,
 )
 
-_T0 = time.perf_counter()
-
-
-def log(msg: str) -> None:
-    """Progress on stderr (the tables go to stdout)."""
-    print(f"[{time.perf_counter() - _T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-# -- measurement -----------------------------------------------------------------------------
-
-
-@dataclass
-class Stat:
-    """Per-operation times (ns) of the samples of one figure, in round order."""
-
-    samples: list[float] = field(default_factory=list)
-    #: Samples thrown away because the process was off the CPU for part of them.
-    disturbed: int = 0
-    #: Samples kept although disturbed (every retry was disturbed too).
-    kept_disturbed: int = 0
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def min(self) -> float:
-        return min(self.samples)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "median_ns": round(self.median, 2),
-            "min_ns": round(self.min, 2),
-            "samples_ns": [round(s, 2) for s in self.samples],
-            "disturbed_samples_dropped": self.disturbed,
-            "disturbed_samples_kept": self.kept_disturbed,
-        }
-
-
-def paired_ratio(a: Stat, b: Stat) -> float:
-    """Median over rounds of ``a / b`` (samples taken side by side in the same round)."""
-    return statistics.median(x / y for x, y in zip(a.samples, b.samples, strict=True))
-
-
-#: Whether timed regions run with the cyclic GC off (``--gc`` turns it on).
-GC_OFF_WHILE_TIMING = True
-#: A sample counts only if the thread was on the CPU for this share of its wall time;
-#: other samples are retried (the machine may be shared with other work).
-MIN_ON_CPU = 0.9
-RETRIES = 6
-#: Samples dropped as disturbed, and kept although disturbed, over the whole run.
-DISTURBED = [0, 0]
-
-
-def timed_ns(run: Runner, cpu_clock: Callable[[], int] = time.thread_time_ns) -> tuple[int, int]:
-    """Wall and CPU time (``cpu_clock``: this thread's by default) of ``run()`` in ns,
-    with the cyclic GC off (as ``timeit`` does) unless ``--gc`` was given."""
-    enabled = gc.isenabled()
-    if GC_OFF_WHILE_TIMING:
-        gc.disable()
-    try:
-        c0 = cpu_clock()
-        t0 = time.perf_counter_ns()
-        run()
-        t1 = time.perf_counter_ns()
-        c1 = cpu_clock()
-        return t1 - t0, c1 - c0
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def interleaved(
-    runners: dict[str, tuple[Runner, int]],
-    repeats: int,
-    between: Callable[[str], None] | None = None,
-    cpu_clocks: dict[str, Callable[[], int] | None] | None = None,
-) -> dict[str, Stat]:
-    """Sample every runner ``repeats`` times, round-robin (rotating the order each round)
-    so that drift and background load hit them alike.  Each runner is ``(run, ops)``: a
-    sample is ``perf_counter time of run() / ops``.  One untimed warm-up run each comes
-    first.  A sample during which the thread was descheduled (thread CPU time below
-    ``MIN_ON_CPU`` of wall time) is retried, up to ``RETRIES`` times.  ``cpu_clocks``
-    may name another CPU clock for a runner (the process's, for threads that take turns
-    on one CPU), or ``None`` for no check.
-    ``between(name)`` runs untimed after each run (e.g. to restore a queue)."""
-    names = list(runners)
-    clocks = cpu_clocks or {}
-    for name in names:
-        run, _ = runners[name]
-        run()
-        if between is not None:
-            between(name)
-    stats = {name: Stat() for name in names}
-    for r in range(repeats):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
-            run, ops = runners[name]
-            st = stats[name]
-            clock = clocks.get(name, time.thread_time_ns)
-            best: tuple[float, int] | None = None  # (on-CPU share, wall) of the least bad
-            for attempt in range(RETRIES + 1):
-                wall, cpu = timed_ns(run, clock or time.thread_time_ns)
-                if between is not None:
-                    between(name)
-                share = cpu / wall if wall and clock is not None else 1.0
-                if share >= MIN_ON_CPU:
-                    st.samples.append(wall / ops)
-                    break
-                st.disturbed += 1
-                DISTURBED[0] += 1
-                if best is None or share > best[0]:
-                    best = (share, wall)
-                if attempt == RETRIES:
-                    assert best is not None
-                    st.disturbed -= 1
-                    st.kept_disturbed += 1
-                    DISTURBED[0] -= 1
-                    DISTURBED[1] += 1
-                    st.samples.append(best[1] / ops)
-    return stats
-
-
 def call_loop(f: FutexCall, args: tuple[int, int, int, int, int, int], n: int) -> Runner:
     """A runner making ``n`` identical six-argument calls."""
     a0, a1, a2, a3, a4, a5 = args
@@ -289,11 +169,6 @@ def core_wake_loop(p: Process, uaddr: int, n: int) -> Runner:
             wake(space, uaddr, True, MATCH_ANY, 1)
 
     return run
-
-
-def expect(got: object, want: object, what: str) -> None:
-    if got != want:
-        raise BenchError(f"{what}: got {got!r}, expected {want!r}")
 
 
 def new_process() -> tuple[LinuxKernel, Process, Task]:
@@ -1770,8 +1645,7 @@ def key_ratios(res: dict[str, Any]) -> list[tuple[str, str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(__doc__, 20, argv)
-    global GC_OFF_WHILE_TIMING
-    GC_OFF_WHILE_TIMING = not args.gc
+    SAMPLING.gc_off = not args.gc
     cfg = QUICK if args.quick else FULL
     if args.repeats:
         cfg = Config(**{**cfg.__dict__, "repeats": args.repeats})
@@ -1788,7 +1662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mode": "quick" if cfg.quick else "full",
         "repeats": cfg.repeats,
         "load_average_at_start": os.getloadavg()[0],
-        "gc_in_timed_regions": "disabled" if GC_OFF_WHILE_TIMING else "enabled",
+        "gc_in_timed_regions": "disabled" if SAMPLING.gc_off else "enabled",
     }
     log(f"futex emulated-kernel benchmark ({meta['mode']}), Python {meta['python']}")
     res: dict[str, Any] = {"meta": meta}
@@ -1808,7 +1682,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     res["key_ratios"] = dict(key_ratios(res))
     load_end = os.getloadavg()[0]
     meta["load_average_at_end"] = load_end
-    meta["disturbed_samples_dropped"], meta["disturbed_samples_kept"] = DISTURBED
+    meta["disturbed_samples_dropped"] = SAMPLING.dropped
+    meta["disturbed_samples_kept"] = SAMPLING.kept_disturbed
     log("done")
 
     cpus = meta["cpus"] or 1
@@ -1816,13 +1691,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"futex emulated kernel — Python {meta['python']} on {meta['platform']}, "
         f"{cpus} CPUs, {meta['buckets_per_table']} buckets/table, "
         f"{meta['mode']} run, {cfg.repeats} samples per figure (median, min), "
-        f"GC {'off' if GC_OFF_WHILE_TIMING else 'on'} while timing"
+        f"GC {'off' if SAMPLING.gc_off else 'on'} while timing"
     )
     load = max(meta["load_average_at_start"], load_end)
     print(
         f"load average {meta['load_average_at_start']:.1f} at start, {load_end:.1f} at end; "
-        f"samples retried because the thread was descheduled: {DISTURBED[0]:,}, "
-        f"kept anyway after {RETRIES} retries: {DISTURBED[1]:,}"
+        f"samples retried because the thread was descheduled: {SAMPLING.dropped:,}, "
+        f"kept anyway after {RETRIES} retries: {SAMPLING.kept_disturbed:,}"
         + ("  [BUSY MACHINE: figures are noisy]" if load > cpus else "")
     )
     tables = build_tables(res, cfg)

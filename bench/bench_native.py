@@ -46,17 +46,17 @@ import mmap
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from _report import Table, ns, parse_args, ratio, render_plain, render_rich
+from _timing import RETRIES, SAMPLING, Runner, Stat, expect, interleaved, log, paired_ratio
 
 try:
     import futex.native as native
@@ -64,18 +64,12 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the build
     sys.exit(f"bench_native: {exc}")
 
-Runner = Callable[[], None]
-
 SYS_futex = native.SYS_futex
 WAKE, WAIT, PRIV = abi.FUTEX_WAKE, abi.FUTEX_WAIT, abi.FUTEX_PRIVATE_FLAG
 
 
 #: Timeout of every wait in the timed ping-pong row (seconds; far beyond any round trip).
 TIMED_S = 60
-
-
-class BenchError(RuntimeError):
-    """A call under measurement did not return what the benchmark expects."""
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -95,95 +89,6 @@ FULL = Config(
     quick=False, repeats=21, call_n=100_000, c_scale=5, rounds=20_000, warmup_rounds=2_000
 )
 QUICK = Config(quick=True, repeats=9, call_n=20_000, c_scale=5, rounds=5_000, warmup_rounds=1_000)
-
-_T0 = time.perf_counter()
-
-
-def log(msg: str) -> None:
-    """Progress on stderr (the tables go to stdout)."""
-    print(f"[{time.perf_counter() - _T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
-
-
-# -- measurement -----------------------------------------------------------------------------
-
-
-@dataclass
-class Stat:
-    """Per-operation times (ns) of the samples of one figure, in round order."""
-
-    samples: list[float] = field(default_factory=list)
-    disturbed: int = 0  # samples retried because the thread was off the CPU
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def min(self) -> float:
-        return min(self.samples)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "median_ns": round(self.median, 2),
-            "min_ns": round(self.min, 2),
-            "samples_ns": [round(s, 2) for s in self.samples],
-            "disturbed_samples_retried": self.disturbed,
-        }
-
-
-GC_OFF_WHILE_TIMING = True
-MIN_ON_CPU = 0.9
-RETRIES = 6
-DISTURBED = [0]
-
-
-def timed_ns(run: Runner) -> tuple[int, int]:
-    """Wall and thread-CPU time of ``run()`` in ns (cyclic GC off unless ``--gc``)."""
-    enabled = gc.isenabled()
-    if GC_OFF_WHILE_TIMING:
-        gc.disable()
-    try:
-        c0 = time.thread_time_ns()
-        t0 = time.perf_counter_ns()
-        run()
-        t1 = time.perf_counter_ns()
-        c1 = time.thread_time_ns()
-        return t1 - t0, c1 - c0
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def interleaved(runners: dict[str, tuple[Runner, int]], repeats: int) -> dict[str, Stat]:
-    """Sample each ``(run, ops)`` runner ``repeats`` times round-robin, rotating the order;
-    one untimed warm-up each first; disturbed samples retried (the least bad kept)."""
-    names = list(runners)
-    for run, _ in runners.values():
-        run()
-    stats = {name: Stat() for name in names}
-    for r in range(repeats):
-        k = r % len(names)
-        for name in names[k:] + names[:k]:
-            run, ops = runners[name]
-            best: tuple[float, int] | None = None
-            for _ in range(RETRIES + 1):
-                wall, cpu = timed_ns(run)
-                share = cpu / wall if wall else 1.0
-                if best is None or share > best[0]:
-                    best = (share, wall)
-                if share >= MIN_ON_CPU:
-                    break
-                stats[name].disturbed += 1
-                DISTURBED[0] += 1
-            assert best is not None
-            stats[name].samples.append(best[1] / ops)
-    return stats
-
-
-def paired_ratio(a: Stat, b: Stat) -> float:
-    """Median over rounds of ``a / b`` (samples taken side by side in the same round)."""
-    return statistics.median(x / y for x, y in zip(a.samples, b.samples, strict=True))
-
 
 def loop0(f: Callable[[], object], n: int) -> Runner:
     rng = range(n)
@@ -235,11 +140,6 @@ def loop7(f: Callable[..., object], args: tuple[int, ...], n: int) -> Runner:
             f(a0, a1, a2, a3, a4, a5, a6)
 
     return run
-
-
-def expect(got: object, want: object, what: str) -> None:
-    if got != want:
-        raise BenchError(f"{what}: got {got!r}, expected {want!r}")
 
 
 # -- the C side -----------------------------------------------------------------------------
@@ -743,8 +643,7 @@ def key_ratios(res: dict[str, Any]) -> list[tuple[str, str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(__doc__, 10, argv)
-    global GC_OFF_WHILE_TIMING
-    GC_OFF_WHILE_TIMING = not args.gc
+    SAMPLING.gc_off = not args.gc
     cfg = QUICK if args.quick else FULL
     if args.repeats:
         cfg = Config(**{**cfg.__dict__, "repeats": min(args.repeats, 1000)})
@@ -757,7 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "mode": "quick" if cfg.quick else "full",
         "repeats": cfg.repeats,
         "load_average_at_start": os.getloadavg()[0],
-        "gc_in_timed_regions": "disabled" if GC_OFF_WHILE_TIMING else "enabled",
+        "gc_in_timed_regions": "disabled" if SAMPLING.gc_off else "enabled",
     }
     log(f"futex.native benchmark ({meta['mode']}), Python {meta['python']}")
     res: dict[str, Any] = {"meta": meta}
@@ -772,20 +671,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     res["key_ratios"] = dict(key_ratios(res))
     load_end = os.getloadavg()[0]
     meta["load_average_at_end"] = load_end
-    meta["disturbed_samples_retried"] = DISTURBED[0]
+    meta["disturbed_samples_dropped"] = SAMPLING.dropped
+    meta["disturbed_samples_kept"] = SAMPLING.kept_disturbed
     log("done")
 
     cpus = meta["cpus"]
     print(
         f"futex.native — Python {meta['python']} on {meta['platform']}, {cpus} CPUs, "
         f"{meta['mode']} run, {cfg.repeats} samples per figure, "
-        f"GC {'off' if GC_OFF_WHILE_TIMING else 'on'} while timing; C baselines: "
+        f"GC {'off' if SAMPLING.gc_off else 'on'} while timing; C baselines: "
         f"{meta['c_baseline']}"
     )
     load = max(meta["load_average_at_start"], load_end)
     print(
         f"load average {meta['load_average_at_start']:.1f} at start, {load_end:.1f} at end; "
-        f"samples retried because the thread was descheduled: {DISTURBED[0]:,}"
+        f"samples retried because the thread was descheduled: {SAMPLING.dropped:,}, "
+        f"kept anyway after {RETRIES} retries: {SAMPLING.kept_disturbed:,}"
         + ("  [BUSY MACHINE: figures are noisy]" if load > cpus else "")
     )
     tables = build_tables(res, cfg)
