@@ -27,14 +27,8 @@ from futex.demo import (
     new_ops,
     run_demo,
 )
-from futex.demo_robust import (
-    EOWNERDEAD,
-    PTHREAD_MUTEX_INCONSISTENT,
-    RobustList,
-    RobustMutex,
-    describe_word,
-    run_robust_demo,
-)
+from futex.demo_robust import describe_word, run_robust_demo
+from futex.demo_robust_mutex import EOWNERDEAD, PTHREAD_MUTEX_INCONSISTENT, RobustList, RobustMutex
 from futex.demo_zircon import CONSUMER_PRIORITY, PRODUCER_PRIORITY
 from futex.kernel.pi import PiDomain
 from futex.linux import LinuxKernel, Task, abi
