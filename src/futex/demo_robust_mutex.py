@@ -180,11 +180,7 @@ class RobustMutex:
                 if cur != oldval:
                     oldval = cur
                     continue
-                self.owner = PTHREAD_MUTEX_INCONSISTENT
-                rl.enqueue(self.list_entry)
-                rl.pending = 0
-                out.result = EOWNERDEAD
-                return out
+                return self._taken(rl, out, owner_died=True)
             if oldval & _TID == tid:
                 raise FutexCallError("relocking a normal mutex would deadlock")
             if not oldval & _WAITERS:
@@ -199,12 +195,7 @@ class RobustMutex:
                 raise FutexCallError(f"FUTEX_WAIT(robust mutex) returned {r}")
             oldval = p.load_u32(self.word)
             out.syscall, out.syscall_result, out.woken_word = "WAIT", r, oldval
-        if self.owner == PTHREAD_MUTEX_NOTRECOVERABLE:
-            raise FutexCallError("ENOTRECOVERABLE")  # not reached in the demo
-        rl.enqueue(self.list_entry)
-        rl.pending = 0
-        self.owner = tid
-        return out
+        return self._taken(rl, out, owner_died=False)
 
     def _lock_pi(self, rl: RobustList) -> LockOutcome:
         tid, p, out = rl.task.tid, self.process, LockOutcome(0)
@@ -219,16 +210,20 @@ class RobustMutex:
                 raise FutexCallError(f"FUTEX_LOCK_PI(robust mutex) returned {r}")
         if oldval & _OWNER_DIED:
             p.update_u32(self.word, lambda v: v & ~_OWNER_DIED)
+        return self._taken(rl, out, owner_died=bool(oldval & _OWNER_DIED))
+
+    def _taken(self, rl: RobustList, out: LockOutcome, *, owner_died: bool) -> LockOutcome:
+        """The common end of a lock: link the mutex on the thread's list, clear
+        ``list_op_pending``, and record the owner (inconsistent after a dead owner)."""
+        if owner_died:
             self.owner = PTHREAD_MUTEX_INCONSISTENT
-            rl.enqueue(self.list_entry)
-            rl.pending = 0
             out.result = EOWNERDEAD
-            return out
-        if self.owner == PTHREAD_MUTEX_NOTRECOVERABLE:
+        elif self.owner == PTHREAD_MUTEX_NOTRECOVERABLE:
             raise FutexCallError("ENOTRECOVERABLE")  # not reached in the demo
+        else:
+            self.owner = rl.task.tid
         rl.enqueue(self.list_entry)
         rl.pending = 0
-        self.owner = tid
         return out
 
     def consistent(self, rl: RobustList) -> int:
