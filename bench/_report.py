@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["Table", "ns", "parse_args", "ratio", "render_plain", "render_rich"]
+__all__ = ["Table", "emit", "ns", "parse_args", "ratio", "render_plain", "render_rich"]
 
 
 def parse_args(
@@ -89,3 +91,27 @@ def render_rich(tables: list[Table], width: int = 120) -> bool:
         console.print(rt)
         console.print()
     return True
+
+
+def emit(
+    args: argparse.Namespace,
+    header: Sequence[str],
+    tables: list[Table],
+    key_ratios: Sequence[tuple[str, str]],
+    res: dict[str, Any],
+    width: int = 120,
+) -> None:
+    """Print the header lines, the tables (rich unless --plain or absent) and the key
+    ratios; write ``res`` as JSON if --json named a file."""
+    for line in header:
+        print(line)
+    if args.plain or not render_rich(tables, width):
+        render_plain(tables)
+    print()
+    print("Key ratios")
+    for label, value in key_ratios:
+        print(f"  {label}: {value}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(res, fh, indent=2)
+            fh.write("\n")

@@ -12,6 +12,8 @@ setting and counts, which each benchmark reports.
 from __future__ import annotations
 
 import gc
+import os
+import platform
 import statistics
 import sys
 import time
@@ -27,10 +29,13 @@ __all__ = [
     "Runner",
     "Sampling",
     "Stat",
+    "end_meta",
     "expect",
     "interleaved",
     "log",
     "paired_ratio",
+    "start_meta",
+    "status_line",
     "timed_ns",
 ]
 
@@ -174,3 +179,40 @@ def interleaved(
             run, ops = runners[name]
             _sample(stats[name], run, ops, clocks.get(name, time.thread_time_ns), after(name))
     return stats
+
+
+# -- the run's metadata ------------------------------------------------------------------
+
+
+def start_meta(quick: bool, repeats: int, **extra: Any) -> dict[str, Any]:
+    """What every benchmark records of its run before measuring (``extra``: its own)."""
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpus": len(os.sched_getaffinity(0)),
+        **extra,
+        "mode": "quick" if quick else "full",
+        "repeats": repeats,
+        "load_average_at_start": os.getloadavg()[0],
+        "gc_in_timed_regions": "disabled" if SAMPLING.gc_off else "enabled",
+    }
+
+
+def end_meta(meta: dict[str, Any]) -> None:
+    """Record the load and the disturbed samples at the end of the run."""
+    meta["load_average_at_end"] = os.getloadavg()[0]
+    meta["disturbed_samples_dropped"] = SAMPLING.dropped
+    meta["disturbed_samples_kept"] = SAMPLING.kept_disturbed
+    log("done")
+
+
+def status_line(meta: dict[str, Any]) -> str:
+    """Load and disturbance of the run, flagged when the machine was busy."""
+    start, end = meta["load_average_at_start"], meta["load_average_at_end"]
+    return (
+        f"load average {start:.1f} at start, {end:.1f} at end; "
+        f"samples retried because the thread was descheduled: {SAMPLING.dropped:,}, "
+        f"kept anyway after {RETRIES} retries: {SAMPLING.kept_disturbed:,}"
+        + ("  [BUSY MACHINE: figures are noisy]" if max(start, end) > meta["cpus"] else "")
+    )

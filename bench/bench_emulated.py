@@ -40,9 +40,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -54,16 +52,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from _report import Table, ns, parse_args, ratio, render_plain, render_rich
+from _report import Table, emit, ns, parse_args, ratio
 from _timing import (
     RETRIES,
     SAMPLING,
     BenchError,
     Runner,
+    end_meta,
     expect,
     interleaved,
     log,
     paired_ratio,
+    start_meta,
+    status_line,
 )
 
 from futex import _hostfutex
@@ -1651,19 +1652,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = Config(**{**cfg.__dict__, "repeats": args.repeats})
 
     probe = LinuxKernel(clock=ManualClock()).new_process().futex
-    meta: dict[str, Any] = {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "buckets_per_table": probe.private.size,
-        "queue_order": probe.order.name,
-        "host_futex": _hostfutex.available(),
-        "mode": "quick" if cfg.quick else "full",
-        "repeats": cfg.repeats,
-        "load_average_at_start": os.getloadavg()[0],
-        "gc_in_timed_regions": "disabled" if SAMPLING.gc_off else "enabled",
-    }
+    meta = start_meta(
+        cfg.quick,
+        cfg.repeats,
+        buckets_per_table=probe.private.size,
+        queue_order=probe.order.name,
+        host_futex=_hostfutex.available(),
+    )
     log(f"futex emulated-kernel benchmark ({meta['mode']}), Python {meta['python']}")
     res: dict[str, Any] = {"meta": meta}
     res["call_cost"] = bench_call_cost(cfg)
@@ -1679,38 +1674,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     res["pi_uncontended"], res["pi_cooperative"] = bench_pi_uncontended(cfg)
     collect()
     res["pi_pingpong"] = bench_pi_pingpong(cfg)
-    res["key_ratios"] = dict(key_ratios(res))
-    load_end = os.getloadavg()[0]
-    meta["load_average_at_end"] = load_end
-    meta["disturbed_samples_dropped"] = SAMPLING.dropped
-    meta["disturbed_samples_kept"] = SAMPLING.kept_disturbed
-    log("done")
+    ratios = key_ratios(res)
+    res["key_ratios"] = dict(ratios)
+    end_meta(meta)
 
-    cpus = meta["cpus"] or 1
-    print(
+    header = (
         f"futex emulated kernel — Python {meta['python']} on {meta['platform']}, "
-        f"{cpus} CPUs, {meta['buckets_per_table']} buckets/table, "
+        f"{meta['cpus']} CPUs, {meta['buckets_per_table']} buckets/table, "
         f"{meta['mode']} run, {cfg.repeats} samples per figure (median, min), "
         f"GC {'off' if SAMPLING.gc_off else 'on'} while timing"
     )
-    load = max(meta["load_average_at_start"], load_end)
-    print(
-        f"load average {meta['load_average_at_start']:.1f} at start, {load_end:.1f} at end; "
-        f"samples retried because the thread was descheduled: {SAMPLING.dropped:,}, "
-        f"kept anyway after {RETRIES} retries: {SAMPLING.kept_disturbed:,}"
-        + ("  [BUSY MACHINE: figures are noisy]" if load > cpus else "")
-    )
-    tables = build_tables(res, cfg)
-    if args.plain or not render_rich(tables, 140):
-        render_plain(tables)
-    print()
-    print("Key ratios")
-    for label, value in key_ratios(res):
-        print(f"  {label}: {value}")
+    emit(args, [header, status_line(meta)], build_tables(res, cfg), ratios, res, 140)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(res, fh, indent=2)
-            fh.write("\n")
         log(f"figures written to {args.json}")
     return 0
 

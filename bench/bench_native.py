@@ -41,10 +41,8 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import json
 import mmap
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -55,8 +53,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from _report import Table, ns, parse_args, ratio, render_plain, render_rich
-from _timing import RETRIES, SAMPLING, Runner, Stat, expect, interleaved, log, paired_ratio
+from _report import Table, emit, ns, parse_args, ratio
+from _timing import (
+    SAMPLING,
+    Runner,
+    Stat,
+    end_meta,
+    expect,
+    interleaved,
+    log,
+    paired_ratio,
+    start_meta,
+    status_line,
+)
 
 try:
     import futex.native as native
@@ -648,16 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.repeats:
         cfg = Config(**{**cfg.__dict__, "repeats": min(args.repeats, 1000)})
 
-    meta: dict[str, Any] = {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpus": len(os.sched_getaffinity(0)),
-        "mode": "quick" if cfg.quick else "full",
-        "repeats": cfg.repeats,
-        "load_average_at_start": os.getloadavg()[0],
-        "gc_in_timed_regions": "disabled" if SAMPLING.gc_off else "enabled",
-    }
+    meta = start_meta(cfg.quick, cfg.repeats)
     log(f"futex.native benchmark ({meta['mode']}), Python {meta['python']}")
     res: dict[str, Any] = {"meta": meta}
     with tempfile.TemporaryDirectory(prefix="bench_native_") as tmp:
@@ -668,38 +668,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         res["calls"] = bench_calls(cfg, exe)
         gc.collect()
         res["pingpong"] = bench_pingpong(cfg, exe)
-    res["key_ratios"] = dict(key_ratios(res))
-    load_end = os.getloadavg()[0]
-    meta["load_average_at_end"] = load_end
-    meta["disturbed_samples_dropped"] = SAMPLING.dropped
-    meta["disturbed_samples_kept"] = SAMPLING.kept_disturbed
-    log("done")
+    ratios = key_ratios(res)
+    res["key_ratios"] = dict(ratios)
+    end_meta(meta)
 
-    cpus = meta["cpus"]
-    print(
-        f"futex.native — Python {meta['python']} on {meta['platform']}, {cpus} CPUs, "
+    header = (
+        f"futex.native — Python {meta['python']} on {meta['platform']}, {meta['cpus']} CPUs, "
         f"{meta['mode']} run, {cfg.repeats} samples per figure, "
         f"GC {'off' if SAMPLING.gc_off else 'on'} while timing; C baselines: "
         f"{meta['c_baseline']}"
     )
-    load = max(meta["load_average_at_start"], load_end)
-    print(
-        f"load average {meta['load_average_at_start']:.1f} at start, {load_end:.1f} at end; "
-        f"samples retried because the thread was descheduled: {SAMPLING.dropped:,}, "
-        f"kept anyway after {RETRIES} retries: {SAMPLING.kept_disturbed:,}"
-        + ("  [BUSY MACHINE: figures are noisy]" if load > cpus else "")
-    )
-    tables = build_tables(res, cfg)
-    if args.plain or not render_rich(tables):
-        render_plain(tables)
-    print()
-    print("Key ratios")
-    for label, value in key_ratios(res):
-        print(f"  {label}: {value}")
+    emit(args, [header, status_line(meta)], build_tables(res, cfg), ratios, res)
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(res, fh, indent=2)
-            fh.write("\n")
         log(f"figures written to {args.json}")
     return 0
 
