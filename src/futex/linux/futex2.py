@@ -89,6 +89,7 @@ from futex.kernel import (
 from futex.linux import abi
 from futex.linux.blocking import Deadline, PendingWait
 from futex.linux.syscalls import _bad_register, _errno_of, _s32, read_timeout
+from futex.memory.owner import SpaceAtomics
 
 if TYPE_CHECKING:
     from futex.linux.kernel import Task
@@ -161,7 +162,7 @@ class _NodeHashed:
         return "NUMA"
 
 
-class _NumaTarget:
+class _NumaTarget(SpaceAtomics):
     """A :class:`~futex.kernel.FutexTarget` over an address space whose futex keys follow
     ``get_futex_key`` for FUTEX2_NUMA words (see the module docstring)."""
 
@@ -169,15 +170,6 @@ class _NumaTarget:
 
     def __init__(self, space: AddressSpace) -> None:
         self.space = space
-
-    def load_u32(self, addr: int) -> int:
-        return self.space.load_u32(addr)
-
-    def cas_u32(self, addr: int, old: int, new: int) -> int:
-        return self.space.cas_u32(addr, old, new)
-
-    def update_u32(self, addr: int, fn: Callable[[int], int]) -> int:
-        return self.space.update_u32(addr, fn)
 
     def futex_key(self, addr: int, private: bool, write: bool = False) -> Key:
         if addr & 7:  # u32[2]: "naturally" aligned to its doubled size

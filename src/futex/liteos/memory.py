@@ -34,11 +34,11 @@ path finds the fault when it copies the word in.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 from futex.kernel.keys import Key
 from futex.liteos import abi
 from futex.memory import PAGE_SIZE, AddressSpace
+from futex.memory.owner import SpaceAtomics
 
 __all__ = ["PHYS_BASE", "FutexTarget", "PhysicalMemory", "find_free"]
 
@@ -95,7 +95,7 @@ class PhysicalMemory:
         return self._frame(page) | (vaddr & _PAGE_MASK)
 
 
-class FutexTarget:
+class FutexTarget(SpaceAtomics):
     """The core's memory protocol for one LiteOS process (see the module docstring)."""
 
     __slots__ = ("phys", "pid", "space")
@@ -104,15 +104,6 @@ class FutexTarget:
         self.space = space
         self.pid = pid
         self.phys = phys
-
-    def load_u32(self, addr: int) -> int:
-        return self.space.load_u32(addr)
-
-    def cas_u32(self, addr: int, old: int, new: int) -> int:
-        return self.space.cas_u32(addr, old, new)
-
-    def update_u32(self, addr: int, fn: Callable[[int], int]) -> int:
-        return self.space.update_u32(addr, fn)
 
     def futex_key(self, addr: int, private: bool, write: bool = False) -> Key:
         """``OsFutexFlagsToKey`` + ``OsFutexSetKey``: ``(pid, vaddr)`` or

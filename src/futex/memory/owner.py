@@ -3,6 +3,9 @@
 A personality's process class (``futex.linux``, ``futex.zircon``, ``futex.liteos``)
 inherits :class:`ProcessMemory` and sets ``self.space``; a kernel whose mappings go to
 its own default places (LiteOS-A's map region) overrides :meth:`ProcessMemory.mmap_place`.
+A :class:`~futex.kernel.FutexTarget` with futex keys of its own over an address space
+(FUTEX2_NUMA words, LiteOS-A's keys) inherits :class:`SpaceAtomics` and adds
+``futex_key``.
 """
 
 from __future__ import annotations
@@ -11,13 +14,33 @@ from collections.abc import Callable
 
 from futex.memory import PROT_READ, PROT_WRITE, AddressSpace, MemoryObject
 
-__all__ = ["ProcessMemory"]
+__all__ = ["ProcessMemory", "SpaceAtomics"]
 
 
-class ProcessMemory:
-    """mmap/munmap/mprotect, byte access and 32-bit atomics on ``self.space``."""
+class SpaceAtomics:
+    """The 32-bit atomics of ``self.space``."""
 
+    __slots__ = ()
     space: AddressSpace
+
+    def load_u32(self, addr: int) -> int:
+        return self.space.load_u32(addr)
+
+    def store_u32(self, addr: int, value: int) -> None:
+        self.space.store_u32(addr, value)
+
+    def cas_u32(self, addr: int, old: int, new: int) -> int:
+        return self.space.cas_u32(addr, old, new)
+
+    def swap_u32(self, addr: int, new: int) -> int:
+        return self.space.swap_u32(addr, new)
+
+    def update_u32(self, addr: int, fn: Callable[[int], int]) -> int:
+        return self.space.update_u32(addr, fn)
+
+
+class ProcessMemory(SpaceAtomics):
+    """mmap/munmap/mprotect, byte access and 32-bit atomics on ``self.space``."""
 
     def mmap_place(self, length: int) -> int | None:
         """Where a mapping without an address goes (``None``: the address space's
@@ -52,18 +75,3 @@ class ProcessMemory:
 
     def write(self, addr: int, data: bytes) -> None:
         self.space.write(addr, data)
-
-    def load_u32(self, addr: int) -> int:
-        return self.space.load_u32(addr)
-
-    def store_u32(self, addr: int, value: int) -> None:
-        self.space.store_u32(addr, value)
-
-    def cas_u32(self, addr: int, old: int, new: int) -> int:
-        return self.space.cas_u32(addr, old, new)
-
-    def swap_u32(self, addr: int, new: int) -> int:
-        return self.space.swap_u32(addr, new)
-
-    def update_u32(self, addr: int, fn: Callable[[int], int]) -> int:
-        return self.space.update_u32(addr, fn)
