@@ -39,6 +39,7 @@ __all__ = [
     "timed_ns",
 ]
 
+#: A timed body: runs a batch of operations.
 Runner = Callable[[], None]
 
 #: A sample counts only if the thread was on the CPU for this share of its wall time.

@@ -99,6 +99,10 @@ FULL = Config(
 )
 QUICK = Config(quick=True, repeats=9, call_n=20_000, c_scale=5, rounds=5_000, warmup_rounds=1_000)
 
+
+# -- measurement -------------------------------------------------------------------------------
+
+
 def loop0(f: Callable[[], object], n: int) -> Runner:
     rng = range(n)
 
