@@ -14,9 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import differential_gen as g
-from differential_support import (
-    CLOCK_MONOTONIC_ID,
-    CLOCK_REALTIME_ID,
+from differential_layout import (
     LAST_SLOT_OFFSET,
     LAYOUT,
     NO_TASK_TIDS,
@@ -24,19 +22,24 @@ from differential_support import (
     PAGE,
     PAGE_INDEX,
     PALETTE,
-    PEER_SIGNAL,
-    PI_COMMANDS,
     PI_UNALIGNED,
     PI_WORDS,
     SLOT,
+    TASKLESS_TID_MIN,
+    U32,
+    U64,
+    TidWord,
+)
+from differential_steps import (
+    CLOCK_MONOTONIC_ID,
+    CLOCK_REALTIME_ID,
+    PEER_SIGNAL,
+    PI_COMMANDS,
     SYS_FUTEX,
     SYS_REQUEUE,
     SYS_WAIT,
     SYS_WAITV,
     SYS_WAKE,
-    TASKLESS_TID_MIN,
-    U32,
-    U64,
     At,
     Call,
     Current,
@@ -44,7 +47,6 @@ from differential_support import (
     Step,
     Store,
     Sys2,
-    TidWord,
     WaitvEntry,
 )
 

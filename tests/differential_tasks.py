@@ -56,23 +56,20 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from differential_support import (
+from differential_diff import Differ
+from differential_emulated import Emulated
+from differential_host import _proc_args, gettid, host_syscall
+from differential_layout import U32, timespec_page
+from differential_steps import (
     FUTEX2_NAMES,
     SYS_FUTEX,
     SYS_REQUEUE,
     SYS_WAIT,
     SYS_WAITV,
     SYS_WAKE,
-    U32,
     At,
     Current,
-    Differ,
-    Emulated,
-    _proc_args,
     describe_op,
-    gettid,
-    host_syscall,
-    timespec_page,
 )
 
 from futex.linux import PendingWait, Task, abi

@@ -2,7 +2,7 @@
 x86-64), reached through ``futex.native``'s raw entries.
 
 Single task.  The same call sequences run on both, over the same mappings at the same
-addresses (see ``differential_support``), and every return value and every readable page
+addresses (see ``differential_layout``), and every return value and every readable page
 must agree after every step.  The sequences come from ``differential_strategies``, valid
 and invalid arguments alike: the bulk (``test_generated_sequences``, over 10,000
 sequences) straight from seeded ``random.Random`` s, cheap and the same on every run; a
@@ -54,34 +54,36 @@ from futex import _hostfutex
 if not _hostfutex.available():  # pragma: no cover - other hosts
     pytest.skip("needs the host kernel: Linux on x86-64", allow_module_level=True)
 
-from differential_support import (
+from differential_diff import Differ
+from differential_host import NATIVE_MISSING
+from differential_host_layout import host_layout
+from differential_layout import (
     LAST_SLOT_OFFSET,
-    NATIVE_MISSING,
     NO_TASK_TIDS,
     PAGE,
     PAGE_INDEX,
     PALETTE,
+    SLOT,
+    TASKLESS_TID_MIN,
+    U32,
+    U64,
+    TidWord,
+)
+from differential_steps import (
     PEER_SIGNAL,
     PI_COMMANDS,
-    SLOT,
     SYS_FUTEX,
     SYS_REQUEUE,
     SYS_WAIT,
     SYS_WAITV,
     SYS_WAKE,
-    TASKLESS_TID_MIN,
-    U32,
-    U64,
     At,
     Call,
     Current,
-    Differ,
     Mismatch,
     PeerCall,
     Step,
     Store,
-    TidWord,
-    host_layout,
 )
 
 if NATIVE_MISSING:  # pragma: no cover - the extension is built in CI

@@ -924,22 +924,12 @@ def test_registers_must_be_ints(kernel: LinuxKernel, nr: int) -> None:
 # ==============================================================================================
 
 if _hostfutex.available():  # pragma: no branch
-    from differential_support import (
-        LAYOUT,
-        PAGE,
-        PAGE_INDEX,
-        READABLE_PAGES,
-        SLOT,
-        WATCHDOG_SECONDS,
-        At,
-        Emulated,
-        HostLayout,
-        Watchdog,
-        futex2_pointers_safe,
-        host_layout,
-        host_syscall,
-        timespec_page,
-    )
+    from differential_diff_futex2 import futex2_pointers_safe
+    from differential_emulated import Emulated
+    from differential_host import WATCHDOG_SECONDS, Watchdog, host_syscall
+    from differential_host_layout import HostLayout, host_layout
+    from differential_layout import LAYOUT, PAGE, PAGE_INDEX, READABLE_PAGES, SLOT, timespec_page
+    from differential_steps import At
 else:  # pragma: no cover
     LAYOUT = ()
     PAGE = PAGE_SIZE
