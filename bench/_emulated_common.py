@@ -15,7 +15,7 @@ import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from _timing import BenchError, Runner
+from _timing import BenchError
 
 from futex.kernel import ManualClock
 from futex.linux import LinuxKernel, PendingWait, Process, Task, abi
@@ -93,18 +93,6 @@ QUICK = Config(
 PI_TIMEOUT_S = 10.0
 #: Joins of the helper threads wait at most this long.
 JOIN_TIMEOUT_S = 5.0
-
-
-def call_loop(f: FutexCall, args: tuple[int, int, int, int, int, int], n: int) -> Runner:
-    """A runner making ``n`` identical six-argument calls."""
-    a0, a1, a2, a3, a4, a5 = args
-    rng = range(n)
-
-    def run() -> None:
-        for _ in rng:
-            f(a0, a1, a2, a3, a4, a5)
-
-    return run
 
 
 def new_process() -> tuple[LinuxKernel, Process, Task]:

@@ -30,10 +30,9 @@ from _emulated_common import (
     UNLOCK_PI_PRIVATE,
     Config,
     FutexCall,
-    call_loop,
     new_process,
 )
-from _timing import BenchError, Runner, expect, interleaved, log, paired_ratio
+from _timing import BenchError, Runner, call_loop, expect, interleaved, log, paired_ratio
 
 from futex import _hostfutex
 from futex._hostfutex import MAP_ANONYMOUS, MAP_PRIVATE, gettid, host_futex, host_mmap, host_munmap

@@ -32,10 +32,9 @@ from _emulated_common import (
     WAKE_PRIVATE,
     Config,
     FutexCall,
-    call_loop,
     new_process,
 )
-from _timing import RETRIES, BenchError, Runner, expect, interleaved, log, paired_ratio
+from _timing import RETRIES, BenchError, Runner, call_loop, expect, interleaved, log, paired_ratio
 
 from futex import _hostfutex
 from futex._hostfutex import MAP_ANONYMOUS, MAP_PRIVATE, host_futex, host_mmap, host_munmap

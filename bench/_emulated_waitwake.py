@@ -36,13 +36,12 @@ from _emulated_common import (
     WAKE_PRIVATE,
     Config,
     FutexCall,
-    call_loop,
     collect,
     new_process,
     park,
     queued_at,
 )
-from _timing import BenchError, Runner, expect, interleaved, log, paired_ratio
+from _timing import BenchError, Runner, call_loop, expect, interleaved, log, paired_ratio
 
 from futex import _hostfutex
 from futex._hostfutex import (

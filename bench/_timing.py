@@ -29,6 +29,7 @@ __all__ = [
     "Runner",
     "Sampling",
     "Stat",
+    "call_loop",
     "end_meta",
     "expect",
     "interleaved",
@@ -104,6 +105,18 @@ class Stat:
             "disturbed_samples_dropped": self.disturbed,
             "disturbed_samples_kept": self.kept_disturbed,
         }
+
+
+def call_loop(f: Callable[..., object], args: tuple[int, ...], n: int) -> Runner:
+    """A runner making ``n`` identical six-argument calls (a raw syscall's registers)."""
+    a0, a1, a2, a3, a4, a5 = args
+    rng = range(n)
+
+    def run() -> None:
+        for _ in rng:
+            f(a0, a1, a2, a3, a4, a5)
+
+    return run
 
 
 def paired_ratio(a: Stat, b: Stat) -> float:

@@ -58,6 +58,7 @@ from _timing import (
     SAMPLING,
     Runner,
     Stat,
+    call_loop,
     end_meta,
     expect,
     interleaved,
@@ -129,17 +130,6 @@ def loop2(f: Callable[[int, int], object], a: int, b: int, n: int) -> Runner:
     def run() -> None:
         for _ in rng:
             f(a, b)
-
-    return run
-
-
-def loop6(f: Callable[..., object], args: tuple[int, ...], n: int) -> Runner:
-    a0, a1, a2, a3, a4, a5 = args
-    rng = range(n)
-
-    def run() -> None:
-        for _ in rng:
-            f(a0, a1, a2, a3, a4, a5)
 
     return run
 
@@ -371,7 +361,7 @@ def bench_calls(cfg: Config, exe: str | None) -> list[dict[str, Any]]:
             "wake",
             {
                 "native": loop0(w.wake, n),
-                "raw": loop6(sf, (a, WAKE, 1, 0, 0, 0), n),
+                "raw": call_loop(sf, (a, WAKE, 1, 0, 0, 0), n),
                 "ctypes": loop7(sc, (SYS_futex, a, WAKE, 1, 0, 0, 0), n),
             },
         ),
@@ -380,7 +370,7 @@ def bench_calls(cfg: Config, exe: str | None) -> list[dict[str, Any]]:
             "wake_private",
             {
                 "native": loop0(wp.wake, n),
-                "raw": loop6(sf, (a, WAKE | PRIV, 1, 0, 0, 0), n),
+                "raw": call_loop(sf, (a, WAKE | PRIV, 1, 0, 0, 0), n),
                 "ctypes": loop7(sc, (SYS_futex, a, WAKE | PRIV, 1, 0, 0, 0), n),
             },
         ),
@@ -389,7 +379,7 @@ def bench_calls(cfg: Config, exe: str | None) -> list[dict[str, Any]]:
             "wait_eagain",
             {
                 "native": loop1(w.wait, 1, n),
-                "raw": loop6(sf, (a, WAIT, 1, 0, 0, 0), n),
+                "raw": call_loop(sf, (a, WAIT, 1, 0, 0, 0), n),
                 "ctypes": loop7(sc, (SYS_futex, a, WAIT, 1, 0, 0, 0), n),
             },
         ),
@@ -398,7 +388,7 @@ def bench_calls(cfg: Config, exe: str | None) -> list[dict[str, Any]]:
             "wait_eagain_private",
             {
                 "native": loop1(wp.wait, 1, n),
-                "raw": loop6(sf, (a, WAIT | PRIV, 1, 0, 0, 0), n),
+                "raw": call_loop(sf, (a, WAIT | PRIV, 1, 0, 0, 0), n),
                 "ctypes": loop7(sc, (SYS_futex, a, WAIT | PRIV, 1, 0, 0, 0), n),
             },
         ),
