@@ -42,12 +42,25 @@ NAMES: dict[int, str] = {
 }
 
 
+#: The :class:`~futex.linux.facts.LinuxFacts` field a system call needs (absent: ENOSYS).
+NEEDS: dict[int, str] = {
+    abi.SYS_futex_waitv: "futex_waitv",
+    abi.SYS_futex_wake: "futex2",
+    abi.SYS_futex_wait: "futex2",
+    abi.SYS_futex_requeue: "futex2",
+}
+
+
 def syscall(task: Task, nr: int, args: tuple[int, ...]) -> int | PendingWait:
-    """Dispatch system call ``nr`` with up to six register values (missing ones are 0)."""
+    """Dispatch system call ``nr`` with up to six register values (missing ones are 0).
+    A number the kernel's release does not have is ENOSYS, as any unknown one."""
     if len(args) > 6:
         raise TypeError(f"a system call takes at most 6 arguments, got {len(args)}")
     handler = SYSCALLS.get(nr)
     if handler is None:
+        return -abi.ENOSYS
+    need = NEEDS.get(nr)
+    if need is not None and not getattr(task.kernel.facts, need):
         return -abi.ENOSYS
     name = NAMES.get(nr)
     if name is not None:

@@ -17,16 +17,18 @@ argument of futex_wake / futex_wait) are checked in this order, all EINVAL:
 
 FUTEX2_NUMA (6.16+, ``get_futex_key``): the futex is ``u32[2]``, the second word a NUMA
 node.  The address must be 8-byte aligned (EINVAL); the node word is read (EFAULT); a node
-other than FUTEX_NO_NODE (-1) that is not a possible node is EINVAL (the host has node 0
-only: 1, 64, 0x7fffffff, -2 are all EINVAL); FUTEX_NO_NODE is replaced by the local node
-(0), written back to user memory (EFAULT if it cannot be written — before any value check,
-even for futex_wake).  A NUMA futex is hashed in its node's global table, so a *private*
-NUMA futex never meets a private non-NUMA futex at the same address (those live in the
-process's private hash, which Linux allocates at the first CLONE_THREAD; measured: a
-FUTEX2_NUMA|PRIVATE waiter is not woken by a plain PRIVATE wake, nor the other way round)
-— here it gets a key of its own.  Shared NUMA and non-NUMA futexes meet (one node).
-FUTEX2_MPOL is accepted and, without a memory policy on the mapping (this emulator has
-none), changes nothing (measured: MPOL|PRIVATE waiters and plain PRIVATE wakers meet).
+other than FUTEX_NO_NODE (-1) that is not a possible node (``LinuxFacts.numa_nodes``) is
+EINVAL (on a one-node host 1, 64, 0x7fffffff, -2 all are); FUTEX_NO_NODE is replaced by the
+local node (``LinuxFacts.local_node``), written back to user memory (EFAULT if it cannot be
+written — before any value check, even for futex_wake).  A NUMA futex is hashed in its
+node's global table, so a *private* NUMA futex never meets a private non-NUMA futex at the
+same address (those live in the process's private hash, which Linux allocates at the first
+CLONE_THREAD; measured: a FUTEX2_NUMA|PRIVATE waiter is not woken by a plain PRIVATE wake,
+nor the other way round) — here it gets a key of its own.  Shared NUMA and non-NUMA futexes
+meet (one node). Before 6.16 (``LinuxFacts.futex2_numa`` false) NUMA and MPOL are unknown
+bits: EINVAL. FUTEX2_MPOL is accepted and, without a memory policy on the mapping (this
+emulator has none), changes nothing (measured: MPOL|PRIVATE waiters and plain PRIVATE wakers
+meet).
 
 futex_waitv(waiters, nr, flags, timeout, clockid):
 
@@ -92,6 +94,7 @@ from futex.linux.syscalls import _bad_register, _errno_of, _s32, read_timeout
 from futex.memory.owner import SpaceAtomics
 
 if TYPE_CHECKING:
+    from futex.linux.facts import LinuxFacts
     from futex.linux.kernel import Task
     from futex.memory import AddressSpace
 
@@ -116,10 +119,8 @@ assert _WAITV.size == abi.FUTEX_WAITV_SIZE
 FUTEX2_VALID_MASK = abi.FUTEX2_SIZE_MASK | abi.FUTEX2_NUMA | abi.FUTEX2_MPOL | abi.FUTEX2_PRIVATE
 #: ``include/uapi/linux/futex.h``: the node word of a FUTEX2_NUMA futex asks for the local node.
 FUTEX_NO_NODE = 0xFFFFFFFF
-#: The emulated machine's NUMA nodes (``node_possible``) and the caller's node: one node,
-#: as the oracle host.
-_POSSIBLE_NODES = frozenset({0})
-_LOCAL_NODE = 0
+#: Before 6.16 (``LinuxFacts.futex2_numa`` false) the valid mask has no NUMA / MPOL bits.
+_PRE_NUMA_VALID_MASK = abi.FUTEX2_SIZE_MASK | abi.FUTEX2_PRIVATE
 
 _CLOCK_REALTIME = 0
 _CLOCK_MONOTONIC = 1
@@ -138,9 +139,11 @@ def _errno(exc: FutexError) -> int:
     return -abi.EINVAL if isinstance(exc, InvalidNumaNode) else _errno_of(exc)
 
 
-def _flags_valid(flags: int) -> bool:
-    """``flags & ~FUTEX2_VALID_MASK`` and ``futex_flags_valid``: only 32-bit futexes."""
-    return not flags & ~FUTEX2_VALID_MASK and flags & abi.FUTEX2_SIZE_MASK == abi.FUTEX2_SIZE_U32
+def _flags_valid(task: Task, flags: int) -> bool:
+    """``flags & ~FUTEX2_VALID_MASK`` and ``futex_flags_valid``: only 32-bit futexes; the
+    NUMA and MPOL bits only from 6.16 (``LinuxFacts.futex2_numa``)."""
+    valid = FUTEX2_VALID_MASK if task.kernel.facts.futex2_numa else _PRE_NUMA_VALID_MASK
+    return not flags & ~valid and flags & abi.FUTEX2_SIZE_MASK == abi.FUTEX2_SIZE_U32
 
 
 class _NodeHashed:
@@ -166,10 +169,11 @@ class _NumaTarget(SpaceAtomics):
     """A :class:`~futex.kernel.FutexTarget` over an address space whose futex keys follow
     ``get_futex_key`` for FUTEX2_NUMA words (see the module docstring)."""
 
-    __slots__ = ("space",)
+    __slots__ = ("facts", "space")
 
-    def __init__(self, space: AddressSpace) -> None:
+    def __init__(self, space: AddressSpace, facts: LinuxFacts) -> None:
         self.space = space
+        self.facts = facts
 
     def futex_key(self, addr: int, private: bool, write: bool = False) -> Key:
         if addr & 7:  # u32[2]: "naturally" aligned to its doubled size
@@ -177,15 +181,16 @@ class _NumaTarget(SpaceAtomics):
         space = self.space
         node = space.load_u32(addr + 4)
         if node == FUTEX_NO_NODE:  # FUTEX2_MPOL finds no policy here: the local node
-            space.store_u32(addr + 4, _LOCAL_NODE)
-        elif node not in _POSSIBLE_NODES:
+            space.store_u32(addr + 4, self.facts.local_node)
+        elif node not in self.facts.numa_nodes:
             raise InvalidNumaNode(addr, node)
         key = space.futex_key(addr, private, write)
         return shared_private_key(_NodeHashed(space), addr) if private else key
 
 
-def _target(space: AddressSpace, flags: int) -> FutexTarget:
-    return _NumaTarget(space) if flags & abi.FUTEX2_NUMA else space
+def _target(task: Task, flags: int) -> FutexTarget:
+    space = task.process.space
+    return _NumaTarget(space, task.kernel.facts) if flags & abi.FUTEX2_NUMA else space
 
 
 class _Word:
@@ -198,7 +203,7 @@ class _Word:
         self.uaddr = uaddr
         self.val = val
         self.private = bool(flags & abi.FUTEX2_PRIVATE)
-        self.target = _target(task.process.space, flags)
+        self.target = _target(task, flags)
         self.bitset = bitset
         self.waiter = Waiter(owner=task, prio=task.queue_prio, tid=task.tid)
 
@@ -213,9 +218,7 @@ def _parse_waitv(task: Task, waiters: int, nr: int) -> list[tuple[int, int, int]
         except FutexError:
             return -abi.EFAULT
         val, uaddr, flags, reserved = _WAITV.unpack(raw)
-        if flags & ~FUTEX2_VALID_MASK or reserved:
-            return -abi.EINVAL
-        if not _flags_valid(flags) or val >> 32:
+        if not _flags_valid(task, flags) or reserved or val >> 32:
             return -abi.EINVAL
         out.append((val, uaddr, flags))
     return out
@@ -327,13 +330,12 @@ def sys_futex_wake(
         flags &= _U32
     except TypeError:
         _bad_register(uaddr=uaddr, mask=mask, nr=nr, flags=flags)
-    if not _flags_valid(flags) or mask >> 32 or not mask:
+    if not _flags_valid(task, flags) or mask >> 32 or not mask:
         return -abi.EINVAL
-    space = task.process.space
     try:
         # FLAGS_STRICT: nr 0 wakes none (after the key); a negative nr still wakes one
         return task.process.futex.wake(
-            _target(space, flags),
+            _target(task, flags),
             uaddr,
             bool(flags & abi.FUTEX2_PRIVATE),
             mask,
@@ -358,7 +360,7 @@ def sys_futex_wait(
         _bad_register(
             uaddr=uaddr, val=val, mask=mask, flags=flags, timeout=timeout, clockid=clockid
         )
-    if not _flags_valid(flags) or val >> 32 or mask >> 32:
+    if not _flags_valid(task, flags) or val >> 32 or mask >> 32:
         return -abi.EINVAL
     deadline: Deadline | None = None
     if timeout:
@@ -393,10 +395,9 @@ def sys_futex_requeue(
         return -abi.EINVAL
     if nr_wake < 0 or nr_requeue < 0:
         return -abi.EINVAL
-    space = task.process.space
     try:
         woken, moved = task.process.futex.requeue(
-            _target(space, flags1),
+            _target(task, flags1),
             uaddr1,
             uaddr2,
             bool(flags1 & abi.FUTEX2_PRIVATE),

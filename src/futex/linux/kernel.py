@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import Counter
+from typing import Any
 
 from futex.kernel import (
     DEFAULT_PRIO,
@@ -33,6 +34,7 @@ from futex.linux import abi
 from futex.linux.blocking import PendingWait
 from futex.linux.entry import syscall
 from futex.linux.exit import exec_futex, exit_futex
+from futex.linux.facts import LinuxFacts
 from futex.linux.policy import LINUX_POLICY
 from futex.linux.syscalls import sys_futex
 from futex.memory import AddressSpace
@@ -48,6 +50,11 @@ class LinuxKernel:
     :class:`~futex.kernel.ManualClock` to control time.  ``buckets``, ``hash_fn`` and
     ``order`` configure every process's futex manager (see
     :class:`~futex.kernel.FutexManager`).
+
+    ``facts`` (a :class:`~futex.linux.facts.LinuxFacts`) or ``release`` (``"5.15"``:
+    that mainline release on the default machine) say which Linux this kernel is: the
+    newest modelled release on a CPU with protection keys unless given.
+    :meth:`like_host` builds one that answers as the host it runs on.
     """
 
     def __init__(
@@ -57,7 +64,17 @@ class LinuxKernel:
         buckets: int | None = None,
         hash_fn: HashFn = fold_hash,
         order: QueueOrder = LINUX_POLICY.order,
+        facts: LinuxFacts | None = None,
+        release: str | None = None,
     ) -> None:
+        if facts is not None and release is not None:
+            raise ValueError("give facts or release, not both (facts carry a release)")
+        if facts is None:
+            facts = LinuxFacts.for_release(release) if release is not None else LinuxFacts()
+        elif not isinstance(facts, LinuxFacts):
+            raise TypeError(f"facts must be a LinuxFacts, got {type(facts).__name__}")
+        #: What this kernel is: its release's futex family and the machine it models.
+        self.facts = facts
         self.clock: Clock = clock if clock is not None else RealClock()
         #: The kernel's named differences from the other personalities.
         self.policy = LINUX_POLICY
@@ -71,9 +88,22 @@ class LinuxKernel:
         self.tasks: dict[int, Task] = {}
         self._exited_calls: Counter[str] = Counter()  # calls of tasks that have exited
 
+    @classmethod
+    def like_host(cls, **options: Any) -> LinuxKernel:
+        """A kernel whose facts are this host's, probed (:func:`futex.linux.host.probe`):
+        it answers every futex call as the host's own kernel does.  ``options`` are the
+        other constructor arguments (``clock``, ``buckets``...)."""
+        from futex.linux.host import probe
+
+        return cls(facts=probe().facts, **options)
+
     def new_process(self) -> Process:
         """A new process with an empty address space and no tasks."""
-        return Process(self, AddressSpace(), self._root.fork())
+        space = AddressSpace(
+            user_ptr_max=self.facts.user_ptr_max,
+            exec_readable=not self.facts.protection_keys,
+        )
+        return Process(self, space, self._root.fork())
 
     def task(self, tid: int) -> Task | None:
         """The live task with this tid, if any."""

@@ -118,6 +118,8 @@ def sys_futex(
         _bad_register(uaddr=uaddr, futex_op=op, val=val, utime=utime, uaddr2=uaddr2, val3=val3)
     cmd = op & abi.FUTEX_CMD_MASK
     task.count_call(cmd)
+    if cmd == abi.FUTEX_LOCK_PI2 and not task.kernel.facts.lock_pi2:
+        return -abi.ENOSYS  # before 5.14 an unknown command, whose timeout is never read
     deadline: Deadline | None = None
     if utime and cmd in abi.TIMEOUT_COMMANDS:
         got = read_timeout(task, utime, cmd, op)
