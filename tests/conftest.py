@@ -18,9 +18,15 @@ import pytest
 
 from futex.kernel import ManualClock
 from futex.linux import LinuxKernel, PendingWait, Task
+from futex.linux.host import probe
 
 #: Generous bound for real-thread tests: how long to wait for a state before failing.
 STATE_TIMEOUT = 30.0
+
+
+def pytest_report_header() -> list[str]:
+    """The host facts the differential tests build their emulator from (probed)."""
+    return ["futex host probe:", *(f"  {line}" for line in probe().describe())]
 
 
 @pytest.fixture

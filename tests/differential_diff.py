@@ -117,7 +117,7 @@ class Differ(Futex2Calls, PiCalls):
     def _compare_memory(self, emu: Emulated, i: int, step: Step) -> Mismatch | None:
         for page in READABLE_PAGES:
             want = self.layout.read_page(page)
-            got = emu.process.read(self.layout.addr(page), PAGE)
+            got = emu.process.read(self.layout.addr(page), PAGE)  # as the host's read
             if want != got:
                 diffs = []
                 for off in range(0, PAGE, 4):

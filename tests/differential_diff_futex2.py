@@ -159,7 +159,7 @@ def futex2_pointers_safe(layout: Any, emu: Emulated, nr: int, args: Sequence[int
         ptrs.append((args[0], abi.FUTEX_WAITV_SIZE * entries))
         for k in range(entries):
             try:
-                raw = emu.process.read(args[0] + abi.FUTEX_WAITV_SIZE * k, 16)
+                raw = emu.process.peek(args[0] + abi.FUTEX_WAITV_SIZE * k, 16)
             except Exception:
                 break
             ptrs.append((struct.unpack_from("<Q", raw, 8)[0], 8))

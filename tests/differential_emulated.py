@@ -20,6 +20,7 @@ from differential_layout import (
     P_WRITE_ONLY_SHARED,
     PAGE,
     PAGE_INDEX,
+    READABLE_PAGES,
     file_a,
     file_b,
     file_c,
@@ -59,7 +60,8 @@ class Emulated:
             self_tid = gettid()
         pi = pi_page(self_tid)
         self.clock = ManualClock(monotonic=mono_ns, realtime=rt_ns)
-        self.kernel = LinuxKernel(clock=self.clock, buckets=EMULATED_BUCKETS)
+        # the host's facts (protection keys, release...): the emulator is the host's twin
+        self.kernel = LinuxKernel.like_host(clock=self.clock, buckets=EMULATED_BUCKETS)
         self.process: Process = self.kernel.new_process()
         self.task: Task = self.process.new_task(tid=self_tid)
         self.peer: Task | None = None
@@ -116,3 +118,5 @@ class Emulated:
             p.mmap(PAGE, addr=at(name), shared=shared)
             p.write(at(name), pi)
             p.mprotect(at(name), PAGE, PROT_READ)
+        for page in READABLE_PAGES:  # present from the start, as on the host
+            p.read(base + page * PAGE, 4)

@@ -37,6 +37,7 @@ from differential_layout import (
     P_WRITE_ONLY_SHARED,
     PAGE,
     PAGE_INDEX,
+    READABLE_PAGES,
     RW,
     U32,
     PageSpec,
@@ -47,6 +48,7 @@ from differential_layout import (
     pi_page,
 )
 
+from futex.linux.host import probe
 from futex.memory import PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE
 
 __all__ = [
@@ -67,6 +69,8 @@ class HostLayout:
     """The layout reserved in this (host) process."""
 
     def __init__(self) -> None:
+        #: Execute-only pages read on this host's CPU (no protection keys).
+        self.exec_readable = not probe().facts.protection_keys
         self.base = 0
         self._maps: list[tuple[int, int]] = []
         self._fds: list[int] = []
@@ -177,20 +181,27 @@ class HostLayout:
         self._map(base, "FILE_PRIV_ALIAS_RO", 1, PROT_READ, MAP_PRIVATE, self.fd_a, 0)
         self._map(base, "PRIV_RO_ZERO", 1, PROT_READ, anon)
         self._map(base, "SHARED_RO_ZERO", 1, PROT_READ, shanon)
-        # PROT_EXEC alone: execute-only memory where the CPU has protection keys, so
-        # Python must never read these pages
-        self._map(base, "EXEC_PRIV", 1, PROT_EXEC, anon)
-        a = self._map(base, "EXEC_SHARED", 1, RW, shanon)
-        _poke(a, pattern(P_EXEC_SHARED))
-        host_mprotect(a, PAGE, PROT_EXEC)
-        self._map(base, "EXEC_FILE_SHARED", 1, PROT_EXEC, MAP_SHARED, self.fd_a, 0)
-        self._map(base, "EXEC_FILE_PRIV", 1, PROT_EXEC, MAP_PRIVATE, self.fd_b, 0)
+        self._map_exec_pages(base)
         self._map(base, "WRITE_ONLY_PRIV", 1, PROT_WRITE, anon)
         self._map(base, "WRITE_ONLY_SHARED", 1, PROT_WRITE, shanon)
         for name, flags in (("PI_PRIV_RO", anon), ("PI_SHARED_RO", shanon)):
             a = self._map(base, name, 1, RW, flags)
             _poke(a, self.pi_page)
             host_mprotect(a, PAGE, PROT_READ)
+
+    def _map_exec_pages(self, base: int, fixed: bool = False) -> None:
+        """The ``PROT_EXEC``-only pages, as new: execute-only where the CPU has protection
+        keys (so Python must never read them); without them readable, and a shared futex
+        key on one exists only while its page is present in the page tables -- so each
+        sequence starts from fresh mappings, EXEC_SHARED present (written before the
+        mprotect) and the others not."""
+        anon = MAP_PRIVATE | MAP_ANONYMOUS
+        self._map(base, "EXEC_PRIV", 1, PROT_EXEC, anon, fixed=fixed)
+        a = self._map(base, "EXEC_SHARED", 1, RW, MAP_SHARED | MAP_ANONYMOUS, fixed=fixed)
+        _poke(a, pattern(P_EXEC_SHARED))
+        host_mprotect(a, PAGE, PROT_EXEC)
+        self._map(base, "EXEC_FILE_SHARED", 1, PROT_EXEC, MAP_SHARED, self.fd_a, 0, fixed=fixed)
+        self._map(base, "EXEC_FILE_PRIV", 1, PROT_EXEC, MAP_PRIVATE, self.fd_b, 0, fixed=fixed)
 
     def check_holes(self) -> None:
         """Fail loudly if something got mapped into the layout's holes meanwhile."""
@@ -217,6 +228,11 @@ class HostLayout:
         # page cache
         self._map(b, "FILE_PRIV_RW", 1, RW, MAP_PRIVATE, self.fd_b, 0, fixed=True)
         self._map(b, "FILE_PRIV_ALIAS_RW", 1, RW, MAP_PRIVATE, self.fd_a, 0, fixed=True)
+        self._map_exec_pages(b, fixed=True)
+        # every page Python may read is present (in the page tables) from the start, as
+        # the harness reads them after each step: the PI paths read present pages only
+        for page in READABLE_PAGES:
+            ctypes.string_at(self.addr(page), 4)
 
     def read_page(self, page: int) -> bytes:
         assert LAYOUT[page].readable
@@ -258,11 +274,41 @@ class HostLayout:
         return pages is not None and all(spec.writable for spec in pages)
 
     def peek(self, addr: int, n: int) -> bytes | None:
-        """The ``n`` bytes at ``addr`` if they lie in pages Python may read, else ``None``."""
+        """The ``n`` bytes at ``addr`` if they lie in pages the host can read, else
+        ``None``.  Execute-only pages (readable without protection keys) are never read
+        here, which would make them present: their content comes from what they show."""
         pages = self._pages(addr, n)
-        if pages is None or not all(spec.readable for spec in pages):
+        if pages is None:
             return None
-        return ctypes.string_at(addr, n)
+        if all(spec.readable for spec in pages):
+            return ctypes.string_at(addr, n)
+        out = b""
+        a, end = addr, addr + n
+        while a < end:
+            page = (a - self.base) // PAGE
+            chunk = min(end, self.addr(page + 1)) - a
+            content = self._shown(page)
+            if content is None:
+                return None
+            off = a - self.addr(page)
+            out += content[off : off + chunk]
+            a += chunk
+        return out
+
+    def _shown(self, page: int) -> bytes | None:
+        """What a layout page shows, without touching it; ``None`` if unreadable."""
+        spec = LAYOUT[page]
+        if spec.readable:
+            return ctypes.string_at(self.addr(page), PAGE)
+        if spec.prot != PROT_EXEC or not self.exec_readable:
+            return None
+        if spec.name == "EXEC_FILE_SHARED":  # file A page 0, also shown read-only
+            return ctypes.string_at(self.addr(PAGE_INDEX["FILE_SHARED_RO"]), PAGE)
+        return {
+            "EXEC_PRIV": bytes(PAGE),
+            "EXEC_SHARED": pattern(P_EXEC_SHARED),
+            "EXEC_FILE_PRIV": file_b()[:PAGE],  # file B is never written
+        }[spec.name]
 
     def word_at(self, addr: int) -> int | None:
         """The aligned word at ``addr`` if it lies in a writable layout page (one the host
@@ -274,23 +320,14 @@ class HostLayout:
         return value
 
     def read_timespec(self, addr: int) -> tuple[int, int] | Literal[False] | None:
-        """What the host would read at ``addr`` as a timespec: ``(sec, nsec)``; ``False``
-        when reading it surely faults (a hole, PROT_NONE, past EOF, or not this process's:
-        ``safe`` checked that); ``None`` when it may or may not (execute-only pages are
-        readable without protection keys)."""
-        lo, hi = self.base, self.base + NPAGES * PAGE
-        maybe = False
-        for a in (addr, addr + 15):
-            if not lo <= a < hi:
-                return False
-            spec = LAYOUT[(a - lo) // PAGE]
-            if spec.prot & PROT_EXEC:
-                maybe = True
-            elif not spec.readable:
-                return False
-        if maybe:
-            return None
-        sec, nsec = struct.unpack("<qq", ctypes.string_at(addr, 16))
+        """What the host would read at ``addr`` as a timespec: ``(sec, nsec)``, or
+        ``False`` when reading it faults (a hole, PROT_NONE, past EOF, execute-only on a
+        CPU with protection keys, or not this process's: ``safe`` checked that).  (``None``,
+        "may or may not", is no longer answered: the probe knows the CPU.)"""
+        raw = self.peek(addr, 16)
+        if raw is None:
+            return False
+        sec, nsec = struct.unpack("<qq", raw)
         return sec, nsec
 
     def safe(self, addr: int, n: int) -> bool:

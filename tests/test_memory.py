@@ -60,22 +60,111 @@ def test_unmapped_and_protected_accesses_fault() -> None:
         s.mprotect(a, 3 * PAGE_SIZE, RW)  # the hole is not mapped
 
 
-def test_execute_only_memory_reads_only_without_protection_keys() -> None:
-    """Linux on x86-64 with PKU makes PROT_EXEC alone execute-only (measured on the host
-    by the differential tests); get_user_pages wants VM_READ on any CPU."""
-    for exec_readable in (False, True):
-        s = AddressSpace(exec_readable=exec_readable)
-        a = s.mmap(PAGE_SIZE, prot=PROT_EXEC, shared=True)
-        if exec_readable:
-            assert s.load_u32(a) == 0
-        else:
-            with pytest.raises(MemoryFault, match="not readable"):
-                s.load_u32(a)
+@pytest.mark.parametrize("protection_keys", [True, False], ids=["pku", "no-pku"])
+def test_execute_only_memory_reads_only_without_protection_keys(protection_keys: bool) -> None:
+    """PROT_EXEC alone: execute-only on a CPU with protection keys (every read faults);
+    without them readable, and a shared key exists once the page is present, through
+    ``get_futex_key``'s lockless ``get_user_page_fast_only`` (measured on a host without
+    PKU: a shared FUTEX_WAKE on an exec-only shmem page is EFAULT while fresh, 0 after a
+    private FUTEX_WAIT read it); ``get_user_pages`` wants VM_READ on any CPU, so a key
+    for writing faults either way."""
+    s = AddressSpace(exec_readable=not protection_keys)
+    a = s.mmap(PAGE_SIZE, prot=PROT_EXEC, shared=True)
+    with pytest.raises(MemoryFault, match="VM_READ"):
+        s.futex_key(a, private=False)  # fresh: not present on either CPU
+    if protection_keys:
+        with pytest.raises(MemoryFault, match="not readable"):
+            s.load_u32(a)
         with pytest.raises(MemoryFault, match="VM_READ"):
             s.futex_key(a, private=False)
+        return
+    assert s.load_u32(a) == 0
+    assert s.present(a)
+    assert s.futex_key(a, private=False) == s.futex_key(a, private=False)
+    with pytest.raises(MemoryFault, match="not writable"):
+        s.futex_key(a, private=False, write=True)
+    # a private exec-only page: anonymous and read-only, so never keyable (Linux: "a RO
+    # anonymous page will never change"), present or not
+    p = s.mmap(PAGE_SIZE, prot=PROT_EXEC)
+    assert s.load_u32(p) == 0
+    with pytest.raises(MemoryFault):
+        s.futex_key(p, private=False)
+
+
+def test_write_implies_read_on_x86() -> None:
     w = AddressSpace()
-    b = w.mmap(PAGE_SIZE, prot=PROT_WRITE)  # write implies read on x86
+    b = w.mmap(PAGE_SIZE, prot=PROT_WRITE)
     assert w.load_u32(b) == 0
+
+
+def test_presence_follows_accesses_not_peeks() -> None:
+    """A page is present once read, written or keyed; a peek leaves it as it was; munmap
+    and a fresh mmap drop it; mprotect keeps it."""
+    s = AddressSpace()
+    a = s.mmap(2 * PAGE_SIZE, prot=PROT_READ)
+    assert s.peek(a, 4) == bytes(4) and not s.present(a)
+    s.read(a, 4)
+    assert s.present(a) and not s.present(a + PAGE_SIZE)
+    s.mprotect(a, PAGE_SIZE, PROT_EXEC)
+    assert s.present(a)
+    s.mmap(PAGE_SIZE, addr=a, prot=PROT_READ)  # MAP_FIXED over it: a new mapping
+    assert not s.present(a)
+    b = s.mmap(PAGE_SIZE, shared=True)
+    s.futex_key(b, private=False)
+    assert s.present(b)
+    s.munmap(b, PAGE_SIZE)
+    assert not s.present(b)
+
+
+def test_pi_reads_fault_on_a_fresh_read_only_page() -> None:
+    """``futex_get_value_locked`` reads with page faults disabled and the PI paths fall
+    back to ``fault_in_user_writeable``: a fresh read-only page faults, a touched one
+    reads, a writable one is faulted in (measured on the host: CMP_REQUEUE_PI with its PI
+    word on a fresh PROT_READ page is EFAULT, and 0 once the page was read)."""
+    s = AddressSpace()
+    ro = s.mmap(PAGE_SIZE, prot=PROT_READ)
+    with pytest.raises(MemoryFault, match="not present"):
+        s.load_u32_nofault(ro)
+    assert s.load_u32(ro) == 0
+    assert s.load_u32_nofault(ro) == 0
+    rw = s.mmap(PAGE_SIZE)
+    assert not s.present(rw)
+    assert s.load_u32_nofault(rw) == 0 and s.present(rw)
+    with pytest.raises(ValueError, match="aligned"):
+        s.load_u32_nofault(rw + 2)
+
+
+@pytest.mark.parametrize("protection_keys", [True, False], ids=["pku", "no-pku"])
+def test_pi_reads_of_execute_only_pages(protection_keys: bool) -> None:
+    """Without protection keys a present exec-only page reads in the PI paths too; with
+    them it never does; a fresh one faults either way (not writable to fault in)."""
+    s = AddressSpace(exec_readable=not protection_keys)
+    x = s.mmap(PAGE_SIZE, prot=PROT_EXEC)
+    with pytest.raises(MemoryFault):
+        s.load_u32_nofault(x)
+    if protection_keys:
+        with pytest.raises(MemoryFault):
+            s.load_u32(x)
+    else:
+        s.load_u32(x)
+        assert s.load_u32_nofault(x) == 0
+
+
+def test_fork_copies_presence_only_for_private_mappings_with_pages() -> None:
+    """``copy_page_range`` copies a VMA's page tables only when it has an ``anon_vma``:
+    a private mapping that holds a page of its own; shared mappings start empty."""
+    s = AddressSpace()
+    priv = s.mmap(2 * PAGE_SIZE)
+    shared = s.mmap(PAGE_SIZE, shared=True)
+    untouched_priv = s.mmap(PAGE_SIZE, prot=PROT_READ)
+    s.store_u32(priv, 1)
+    s.load_u32(priv + PAGE_SIZE)  # present, no page of its own, same mapping
+    s.store_u32(shared, 1)
+    s.load_u32(untouched_priv)
+    child = s.fork()
+    assert child.present(priv) and child.present(priv + PAGE_SIZE)
+    assert not child.present(shared)
+    assert not child.present(untouched_priv)
 
 
 def test_bad_mapping_requests_are_refused_with_a_reason() -> None:

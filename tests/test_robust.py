@@ -1186,7 +1186,7 @@ def emulated_exit(
     """The same as :func:`run_host_child` on an emulated kernel, the dying task's tid being
     the host child's pid."""
     waits = waits or {}
-    kernel = LinuxKernel(clock=ManualClock())
+    kernel = LinuxKernel.like_host(clock=ManualClock())
     parent, child = emulated_child(kernel, base, build(pid))
     t = child.new_task(tid=pid)
     rc = t.syscall(SET, head_of(pid), HEAD_SIZE)
@@ -1507,7 +1507,7 @@ def test_host_set_get_robust_list(region: int) -> None:
     assert isinstance(host_results, list), host_results
     host_view = host_pages(region)
 
-    kernel = LinuxKernel(clock=ManualClock())
+    kernel = LinuxKernel.like_host(clock=ManualClock())
     parent, child = emulated_child(kernel, region, build(pid))
     t = child.new_task(tid=pid)
     cs = calls(pid)

@@ -252,7 +252,7 @@ def lock_pi_atomic(
     space = caller.process.space
     domain = caller.process.futex.pi
     tid = task.tid
-    uval = space.load_u32(uaddr)
+    uval = space.load_u32_nofault(uaddr)  # futex_get_value_locked, fault_in_user_writeable
     if uval & _TID == tid:
         return -abi.EDEADLK
     q = b.queues.get(key)

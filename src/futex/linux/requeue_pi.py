@@ -222,7 +222,9 @@ def _requeue_pi_locked(
     b1, b2 = manager.bucket_of(k1), manager.bucket_of(k2)
     if space.load_u32(uaddr) != cmpval:
         return -abi.EAGAIN
-    space.load_u32(uaddr2)  # futex_proxy_trylock_atomic reads the PI word first
+    # futex_proxy_trylock_atomic reads the PI word first, page faults disabled; a fault
+    # goes to fault_in_user_writeable
+    space.load_u32_nofault(uaddr2)
     q = b1.queues.get(k1)
     if q is None:
         return 0

@@ -23,13 +23,35 @@ MAP_SHARED mapping see one order of updates).  A 32-bit load is one C-level read
 Faults
 ------
 An access the mapping does not allow raises :class:`MemoryFault`; the syscall layers turn it
-into their fault answer (EFAULT on Linux).  Readability follows x86-64 with protection keys
-(the oracle host): ``PROT_READ`` or ``PROT_WRITE`` can be read, ``PROT_EXEC`` alone cannot
-(Linux makes it execute-only); writing needs ``PROT_WRITE``.  ``AddressSpace(
-exec_readable=True)`` models a CPU without protection keys, where execute-only memory reads
-— except through ``get_user_pages``, which wants VM_READ whatever the CPU, so a shared futex
-key on such memory faults either way.  A file page wholly past the end of
-the file faults (Linux delivers SIGBUS; futex(2) answers EFAULT).
+into their fault answer (EFAULT on Linux).  ``PROT_READ`` or ``PROT_WRITE`` can be read;
+writing needs ``PROT_WRITE``.  ``PROT_EXEC`` alone depends on the CPU, a host fact
+(``LinuxFacts.protection_keys``):
+
+* with protection keys (the default, ``exec_readable=False``) Linux makes it execute-only:
+  every read faults, and so does a shared futex key on it;
+* without them (``exec_readable=True``: older x86, most VMs) the page tables cannot say
+  execute-only, so user and kernel reads (``get_user``) succeed.  ``get_user_pages`` still
+  checks the VMA, which has no VM_READ, so a shared futex key exists only where
+  ``get_futex_key``'s lockless ``get_user_page_fast_only`` path finds the page already
+  *present* in this address space's page tables; then it is keyed as a read-only page
+  (a write key still faults).
+
+Presence matters on any CPU too: the PI paths read the word with page faults disabled and
+fall back to ``fault_in_user_writeable``, so a fresh (never touched) read-only page faults
+there where a touched one reads (:meth:`AddressSpace.load_u32_nofault`; measured: a
+CMP_REQUEUE_PI whose PI word is on a fresh ``PROT_READ`` page is EFAULT, and 0 once the
+page was read).  So the address space tracks which pages are present: a page becomes
+present when it is read or written through :meth:`AddressSpace.read`,
+:meth:`~AddressSpace.load_u32` and the other accessors (a user access, or the kernel's
+``get_user``), or keyed while readable; ``munmap`` and ``mmap`` over it drop it;
+``mprotect`` keeps it; a fork child starts with the present pages of the private mappings
+that hold pages of their own (``copy_page_range`` copies the page tables of a VMA with an
+``anon_vma`` only).  :meth:`AddressSpace.peek` reads without making a page present, for
+debuggers and test harnesses.  Not modelled: reclaim or NUMA balancing taking a present
+page away.
+
+A file page wholly past the end of the file faults (Linux delivers SIGBUS; futex(2) answers
+EFAULT).
 
 Futex keys
 ----------
@@ -47,15 +69,29 @@ anonymous page will never change").
 from __future__ import annotations
 
 import bisect
-import itertools
-import mmap as _mmap
 import struct
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from futex.kernel.errors import MemoryFault
 from futex.kernel.keys import Key, mappable_key, shared_private_key
+from futex.memory.objects import (
+    _LOCK,
+    _PROT_ALL,
+    _PROT_READABLE,
+    _ZERO_PAGE,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+    PROT_EXEC,
+    PROT_NONE,
+    PROT_READ,
+    PROT_WRITE,
+    AnonymousMemory,
+    File,
+    MappingError,
+    MemoryObject,
+    _serials,
+)
 
 __all__ = [
     "PAGE_SIZE",
@@ -73,15 +109,6 @@ __all__ = [
     "MemoryObject",
 ]
 
-PAGE_SIZE = 4096
-PAGE_SHIFT = 12
-PROT_NONE = _mmap.PROT_NONE if hasattr(_mmap, "PROT_NONE") else 0
-PROT_READ = _mmap.PROT_READ
-PROT_WRITE = _mmap.PROT_WRITE
-PROT_EXEC = _mmap.PROT_EXEC
-_PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
-_PROT_READABLE = PROT_READ | PROT_WRITE  # what get_user_pages calls VM_READ (x86: W => R)
-
 #: Highest address ``access_ok`` accepts for a 4-byte access on x86-64 with 4-level paging
 #: (measured on the host: 0x7ffffffff000 passes, 0x7ffffffff004 is EFAULT).
 USER_PTR_MAX_X86_64 = 0x7FFFFFFFF000
@@ -92,96 +119,6 @@ _DEFAULT_MMAP_BASE = 0x10000000
 _U32 = struct.Struct("<I")
 _unpack_u32 = _U32.unpack_from
 _pack_u32 = _U32.pack_into
-_LOCK = threading.Lock()
-_serials = itertools.count(1)
-_ZERO_PAGE = bytes(PAGE_SIZE)
-
-
-class MappingError(ValueError):
-    """A mapping request with bad arguments (the mmap/munmap/mprotect EINVAL cases)."""
-
-
-class MemoryObject:
-    """Something mappable with identity: every shared mapping of it sees the same bytes.
-
-    ``size`` is the object's length in bytes; pages wholly past it fault.
-    """
-
-    def __init__(self, size: int, name: str = "") -> None:
-        if size < 0:
-            raise MappingError(f"size must be >= 0, got {size}")
-        self.serial = next(_serials)
-        self.name = name or f"{type(self).__name__.lower()}:{self.serial}"
-        self.size = size
-        self._pages: dict[int, bytearray] = {}
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name} size={self.size}>"
-
-    def __hash__(self) -> int:
-        return self.serial
-
-    # -- page access (callers hold _LOCK for writes) ---------------------------------------
-
-    def page_count(self) -> int:
-        return (self.size + PAGE_SIZE - 1) >> PAGE_SHIFT
-
-    def page_for_read(self, index: int) -> bytes | bytearray:
-        page = self._pages.get(index)
-        return _ZERO_PAGE if page is None else page
-
-    def page_for_write(self, index: int) -> bytearray:
-        page = self._pages.get(index)
-        if page is None:
-            page = self._pages[index] = bytearray(PAGE_SIZE)
-        return page
-
-    def truncate(self, size: int) -> None:
-        """Change the size; pages wholly past the new end are dropped (and then fault)."""
-        if size < 0:
-            raise MappingError(f"size must be >= 0, got {size}")
-        with _LOCK:
-            self.size = size
-            last = self.page_count()
-            for index in [i for i in self._pages if i >= last]:
-                del self._pages[index]
-            if size % PAGE_SIZE and (last - 1) in self._pages:
-                page = self._pages[last - 1]
-                tail = size % PAGE_SIZE
-                page[tail:] = bytes(PAGE_SIZE - tail)
-
-    def pread(self, offset: int, n: int) -> bytes:
-        """Read ``n`` bytes at ``offset`` (zeros where never written), clipped to the size."""
-        end = min(offset + n, self.size)
-        out = bytearray()
-        while offset < end:
-            index, off = divmod(offset, PAGE_SIZE)
-            chunk = min(end - offset, PAGE_SIZE - off)
-            out += self.page_for_read(index)[off : off + chunk]
-            offset += chunk
-        return bytes(out)
-
-    def pwrite(self, offset: int, data: bytes) -> None:
-        """Write ``data`` at ``offset``, growing the object if needed (like write(2))."""
-        with _LOCK:
-            self.size = max(self.size, offset + len(data))
-            pos = 0
-            while pos < len(data):
-                index, off = divmod(offset + pos, PAGE_SIZE)
-                chunk = min(len(data) - pos, PAGE_SIZE - off)
-                self.page_for_write(index)[off : off + chunk] = data[pos : pos + chunk]
-                pos += chunk
-
-
-class AnonymousMemory(MemoryObject):
-    """Anonymous shared memory (what MAP_SHARED|MAP_ANONYMOUS creates; shmem in Linux)."""
-
-
-class File(MemoryObject):
-    """An emulated file: a named :class:`MemoryObject` whose size can change."""
-
-    def __init__(self, name: str = "", size: int = 0) -> None:
-        super().__init__(size, name)
 
 
 class _Page:
@@ -245,6 +182,8 @@ class AddressSpace:
         self.user_ptr_max = user_ptr_max
         self.exec_readable = exec_readable
         self._load_mask = _PROT_ALL if exec_readable else _PROT_READABLE
+        #: Virtual page numbers present in this space's page tables (see "Faults" above).
+        self._present: set[int] = set()
         self._starts: list[int] = []
         self._maps: list[Mapping] = []
         self._pages: dict[int, _Page] = {}  # private pages by virtual page number
@@ -359,8 +298,11 @@ class AddressSpace:
         keep = [m for m in self._maps if m.end <= start or m.start >= end]
         self._maps = keep
         self._starts = [m.start for m in keep]
-        for vpn in [v for v in self._pages if start >> PAGE_SHIFT <= v < end >> PAGE_SHIFT]:
+        first, last = start >> PAGE_SHIFT, end >> PAGE_SHIFT
+        for vpn in [v for v in self._pages if first <= v < last]:
             del self._pages[vpn]
+        if self._present:
+            self._present.difference_update([v for v in self._present if first <= v < last])
 
     def _lookup(self, addr: int) -> Mapping | None:
         m = self._last  # most accesses hit the mapping of the previous one
@@ -387,12 +329,16 @@ class AddressSpace:
 
     # -- page access ------------------------------------------------------------------------
 
-    def _page_for_read(self, addr: int, access: str = "read") -> bytes | bytearray:
+    def _page_for_read(
+        self, addr: int, access: str = "read", touch: bool = True
+    ) -> bytes | bytearray:
         m = self._lookup(addr)
         if m is None:
             raise MemoryFault(addr, access, "not mapped")
         if not m.prot & self._load_mask:
             raise MemoryFault(addr, access, "not readable")
+        if touch:
+            self._present.add(addr >> PAGE_SHIFT)
         if not m.shared:
             page = self._pages.get(addr >> PAGE_SHIFT)
             if page is not None:
@@ -412,6 +358,7 @@ class AddressSpace:
             raise MemoryFault(addr, "write", "not mapped")
         if not m.prot & PROT_WRITE:
             raise MemoryFault(addr, "write", "not writable")
+        self._present.add(addr >> PAGE_SHIFT)
         if m.shared:
             obj = m.obj
             assert obj is not None
@@ -439,6 +386,14 @@ class AddressSpace:
 
     def read(self, addr: int, n: int) -> bytes:
         """Read ``n`` bytes at ``addr``; raises :class:`MemoryFault` on any inaccessible byte."""
+        return self._read(addr, n, True)
+
+    def peek(self, addr: int, n: int) -> bytes:
+        """:meth:`read` as a debugger would: the same bytes and faults, but no page becomes
+        present in the page tables (see "Faults" in the module docstring)."""
+        return self._read(addr, n, False)
+
+    def _read(self, addr: int, n: int, touch: bool) -> bytes:
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         out = bytearray()
@@ -446,9 +401,13 @@ class AddressSpace:
         while addr < end:
             off = addr & (PAGE_SIZE - 1)
             chunk = min(end - addr, PAGE_SIZE - off)
-            out += self._page_for_read(addr)[off : off + chunk]
+            out += self._page_for_read(addr, "read", touch)[off : off + chunk]
             addr += chunk
         return bytes(out)
+
+    def present(self, addr: int) -> bool:
+        """Whether the page at ``addr`` is present in this space's page tables."""
+        return addr >> PAGE_SHIFT in self._present
 
     def write(self, addr: int, data: bytes) -> None:
         """Write ``data`` at ``addr``.  On a fault, the bytes before the faulting page stay
@@ -458,9 +417,7 @@ class AddressSpace:
             while pos < len(data):
                 off = (addr + pos) & (PAGE_SIZE - 1)
                 chunk = min(len(data) - pos, PAGE_SIZE - off)
-                self._page_for_write_locked(addr + pos)[off : off + chunk] = data[
-                    pos : pos + chunk
-                ]
+                self._page_for_write_locked(addr + pos)[off : off + chunk] = data[pos : pos + chunk]
                 pos += chunk
 
     # -- aligned 32-bit atomics (FutexTarget) -----------------------------------------------
@@ -476,6 +433,22 @@ class AddressSpace:
             self._check_aligned(addr)
         value: int = _unpack_u32(self._page_for_read(addr), addr & (PAGE_SIZE - 1))[0]
         return value
+
+    def load_u32_nofault(self, addr: int) -> int:
+        """Load the word as the PI paths do: Linux ``futex_get_value_locked`` (page faults
+        disabled: only a present, readable page answers), and on a fault
+        ``fault_in_user_writeable`` and again: a writable page is brought in by a write
+        fault (a private file page becomes this space's copy); any other page faults --
+        a present read-only page reads, a fresh one does not."""
+        if addr & 3:
+            self._check_aligned(addr)
+        m = self._lookup(addr)
+        if m is None or not m.prot & self._load_mask or addr >> PAGE_SHIFT not in self._present:
+            if m is None or not m.prot & PROT_WRITE:
+                raise MemoryFault(addr, "read", "not present, and not writable to fault in")
+            with _LOCK:
+                self._page_for_write_locked(addr)
+        return self.load_u32(addr)
 
     def store_u32(self, addr: int, value: int) -> None:
         """Atomically store ``value`` (taken modulo 2**32) at ``addr``."""
@@ -528,12 +501,18 @@ class AddressSpace:
         m = self._lookup(addr)
         if m is None:
             raise MemoryFault(addr, "key", "not mapped")
+        vpn = addr >> PAGE_SHIFT
         if not m.prot & _PROT_READABLE:
-            raise MemoryFault(addr, "key", "not readable (no VM_READ)")
+            # No VM_READ: get_user_pages faults; only the lockless walk can find the page
+            # (no protection keys, page present), and then as a read-only page.
+            if not self.exec_readable or vpn not in self._present:
+                raise MemoryFault(addr, "key", "not readable (no VM_READ)")
+        else:
+            self._present.add(vpn)  # get_user_pages faults it in
         if m.prot & PROT_WRITE:
             if m.shared:
                 return self._object_key(m, addr)
-            if m.obj is not None and (addr >> PAGE_SHIFT) not in self._pages:
+            if m.obj is not None and vpn not in self._pages:
                 # get_user_pages(FOLL_WRITE) write-faults the page in: a private file page
                 # becomes this address space's own copy (it no longer follows the file).
                 with _LOCK:
@@ -543,7 +522,7 @@ class AddressSpace:
             raise MemoryFault(addr, "key", "not writable")
         if m.shared:
             return self._object_key(m, addr)
-        if m.obj is None or (addr >> PAGE_SHIFT) in self._pages:
+        if m.obj is None or vpn in self._pages:
             raise MemoryFault(addr, "key", "read-only anonymous page")
         return self._object_key(m, addr)
 
@@ -571,4 +550,13 @@ class AddressSpace:
             for vpn, page in self._pages.items():
                 page.refs += 1
                 child._pages[vpn] = page
+            # copy_page_range copies a VMA's page tables only if it has an anon_vma: here,
+            # a private mapping holding pages of its own
+            owned = [
+                (m.start >> PAGE_SHIFT, m.end >> PAGE_SHIFT)
+                for m in self._maps
+                if not m.shared
+                and any(m.start >> PAGE_SHIFT <= v < m.end >> PAGE_SHIFT for v in self._pages)
+            ]
+            child._present.update(v for v in self._present if any(lo <= v < hi for lo, hi in owned))
         return child

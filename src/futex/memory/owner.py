@@ -70,6 +70,9 @@ class ProcessMemory(SpaceAtomics):
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         self.space.mprotect(addr, length, prot)
 
+    def peek(self, addr: int, n: int) -> bytes:
+        return self.space.peek(addr, n)
+
     def read(self, addr: int, n: int) -> bytes:
         return self.space.read(addr, n)
 
