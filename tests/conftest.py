@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import Phase, settings
 
 from futex.kernel import ManualClock
 from futex.linux import LinuxKernel, PendingWait, Task
@@ -22,6 +24,15 @@ from futex.linux.host import probe
 
 #: Generous bound for real-thread tests: how long to wait for a state before failing.
 STATE_TIMEOUT = 30.0
+
+
+# On CI a failing property reports its first counterexample at once: shrinking a
+# differential disagreement can take minutes (run the test locally to get it shrunk).
+settings.register_profile(
+    "futex-ci", phases=tuple(p for p in Phase if p is not Phase.shrink), database=None
+)
+if os.environ.get("CI"):
+    settings.load_profile("futex-ci")
 
 
 def pytest_report_header() -> list[str]:

@@ -3,9 +3,9 @@
 Every test names its source:
 
 - **gVisor** ``test/syscalls/linux/futex.cc`` PIBasic, PIConcurrency, PIWaiters, PITryLock,
-  PITryLockConcurrency (``/work/shared/reference/gvisor.md`` 4.2 rows 20-24), private and
-  shared like the original's ``SharedPrivate`` instantiation.  Where gVisor differs from
-  Linux (gvisor.md 2.8-2.9) these tests follow Linux.
+  PITryLockConcurrency (the project's notes: ``shared/reference/gvisor.md`` 4.2, rows
+  20-24), private and shared like the original's ``SharedPrivate`` instantiation.  Where
+  gVisor differs from Linux (gvisor.md 2.8-2.9) these tests follow Linux.
 - **Linux**: ``kernel/futex/pi.c`` (``futex_lock_pi_atomic``, ``attach_to_pi_state``'s
   validity table, ``futex_unlock_pi`` / ``wake_futex_pi``, ``fixup_pi_state_owner``,
   ``exit_pi_state_list``), ``futex(2)`` ERRORS (zircon_liteos_linux.md C.4, C.5).  Answers
