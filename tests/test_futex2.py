@@ -994,6 +994,16 @@ def ts_slot(name: str) -> Any:
     return At(_page("TIMESPEC"), 16 * SLOT[name])
 
 
+def _peek_u32(emu: Any, addr: int) -> int:
+    """The emulated word at ``addr`` as the harness sees it: a peek, which (unlike the
+    kernel's reads) leaves the page's presence alone, as the host harness never reads
+    execute-only pages."""
+    if addr & 3:
+        raise ValueError(f"misaligned {addr:#x}")
+    value: int = struct.unpack("<I", emu.process.peek(addr, 4))[0]
+    return value
+
+
 class Futex2Differ:
     """Runs one futex2 call on the host and on a fresh emulated kernel over the same layout;
     reports the first disagreement as a string."""
@@ -1026,7 +1036,7 @@ class Futex2Differ:
                 val = e.val
                 if isinstance(val, Cur):
                     try:
-                        val = emu.process.load_u32(uaddr) ^ val.flip
+                        val = _peek_u32(emu, uaddr) ^ val.flip
                     except Exception:
                         val = val.flip
                 data += struct.pack("<QQII", val & U64, uaddr, e.flags & U32, e.reserved & U32)
@@ -1037,7 +1047,7 @@ class Futex2Differ:
         for a in call.args:
             if a == CUR:
                 try:
-                    a = emu.process.load_u32(args[0])
+                    a = _peek_u32(emu, args[0])
                 except Exception:
                     a = 0
             args.append(self.resolve(a))

@@ -24,7 +24,7 @@ from futex.kernel import ManualClock
 from futex.linux import LinuxKernel, Process, abi
 from futex.linux.facts import LinuxFacts
 from futex.linux.host import probe
-from futex.memory import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE
+from futex.memory import PAGE_SIZE, PROT_EXEC, PROT_READ, PROT_WRITE, MappingError
 
 RW = PROT_READ | PROT_WRITE
 PRIV = abi.FUTEX_PRIVATE_FLAG
@@ -165,6 +165,17 @@ def test_access_ok_follows_user_ptr_max(top: int) -> None:
     t = k.new_process().new_task()
     assert t.syscall_futex(top, abi.FUTEX_WAKE | PRIV, 1, 0, 0, 0) == 0
     assert t.syscall_futex(top + 4, abi.FUTEX_WAKE | PRIV, 1, 0, 0, 0) == -abi.EFAULT
+
+
+@pytest.mark.parametrize("release", ["5.15", "6.6", "6.12", "6.18"])
+def test_mappable_space_ends_at_task_size_whatever_access_ok_accepts(release: str) -> None:
+    """``access_ok``'s limit moved between releases (``user_ptr_max``), ``TASK_SIZE`` did
+    not: the top page maps, the page past it never does (4-level paging)."""
+    p = LinuxKernel(clock=ManualClock(), release=release).new_process()
+    top = (1 << 47) - 2 * PAGE_SIZE
+    assert p.mmap(PAGE_SIZE, addr=top) == top
+    with pytest.raises(MappingError, match="outside user space"):
+        p.mmap(PAGE_SIZE, addr=top + PAGE_SIZE)
 
 
 # -- fresh pages: the host against its twin -----------------------------------------------

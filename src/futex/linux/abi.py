@@ -154,3 +154,15 @@ SCHED_FIFO: Final = 1
 SCHED_RR: Final = 2
 MAX_RT_PRIO: Final = 100
 DEFAULT_PRIO: Final = 120  # nice 0
+
+# prctl(2) and PR_FUTEX_HASH (include/uapi/linux/prctl.h; see futex.linux.futexhash)
+SYS_prctl: Final = 157
+#: errno of SET_SLOTS after the process went back to the global hash for good
+EBUSY: Final = 16
+PR_FUTEX_HASH: Final = 78
+PR_FUTEX_HASH_SET_SLOTS: Final = 1
+PR_FUTEX_HASH_GET_SLOTS: Final = 2
+#: Linux 6.16 only (removed in 6.17 with the flag below): is the private hash immutable?
+PR_FUTEX_HASH_GET_IMMUTABLE: Final = 3
+#: Linux 6.16 only: SET_SLOTS's fourth argument, "make the private hash immutable".
+FH_FLAG_IMMUTABLE: Final = 1

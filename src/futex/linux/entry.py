@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from futex.linux import abi, futex2, robust
+from futex.linux import abi, futex2, futexhash, robust
 from futex.linux.blocking import PendingWait
 from futex.linux.syscalls import sys_futex
 
@@ -28,6 +28,7 @@ SYSCALLS: dict[int, Handler] = {
     abi.SYS_futex_wake: futex2.sys_futex_wake,
     abi.SYS_futex_wait: futex2.sys_futex_wait,
     abi.SYS_futex_requeue: futex2.sys_futex_requeue,
+    abi.SYS_prctl: futexhash.sys_prctl,  # PR_FUTEX_HASH only; other options EINVAL
 }
 
 
@@ -39,6 +40,7 @@ NAMES: dict[int, str] = {
     abi.SYS_futex_wake: "futex_wake",
     abi.SYS_futex_wait: "futex_wait",
     abi.SYS_futex_requeue: "futex_requeue",
+    abi.SYS_prctl: "prctl",
 }
 
 

@@ -13,7 +13,12 @@ argument of futex_wake / futex_wait) are checked in this order, all EINVAL:
 1. a bit outside ``FUTEX2_VALID_MASK`` = SIZE_MASK | NUMA | MPOL | PRIVATE;
 2. ``futex_flags_valid``: a size other than FUTEX2_SIZE_U32 (U8, U16 and U64 are not
    implemented);
-3. ``futex_validate_input``: ``val`` (and futex_wait's ``mask``) wider than 32 bits.
+3. ``futex_validate_input``: ``val`` (and futex_wait's ``mask``) wider than 32 bits.  It
+   came with the futex2 calls in 6.7 (698eb8263836); from 5.16 to 6.6
+   (``LinuxFacts.waitv_validates_val`` false) futex_waitv compared only an entry's low 32
+   bits, so a wider ``val`` could match.  The other checks were the same before 6.7
+   (``FUTEXV_WAITER_MASK`` = FUTEX_32 | PRIVATE, then ``!(flags & FUTEX_32)``: exactly the
+   flags 1 and 2 reject).
 
 FUTEX2_NUMA (6.16+, ``get_futex_key``): the futex is ``u32[2]``, the second word a NUMA
 node.  The address must be 8-byte aligned (EINVAL); the node word is read (EFAULT); a node
@@ -24,11 +29,13 @@ written — before any value check, even for futex_wake).  A NUMA futex is hashe
 node's global table, so a *private* NUMA futex never meets a private non-NUMA futex at the
 same address (those live in the process's private hash, which Linux allocates at the first
 CLONE_THREAD; measured: a FUTEX2_NUMA|PRIVATE waiter is not woken by a plain PRIVATE wake,
-nor the other way round) — here it gets a key of its own.  Shared NUMA and non-NUMA futexes
-meet (one node). Before 6.16 (``LinuxFacts.futex2_numa`` false) NUMA and MPOL are unknown
-bits: EINVAL. FUTEX2_MPOL is accepted and, without a memory policy on the mapping (this
-emulator has none), changes nothing (measured: MPOL|PRIVATE waiters and plain PRIVATE wakers
-meet).
+nor the other way round) — here it gets a key of its own.  A process with no private hash
+(one thread so far, prctl SET_SLOTS(0), Linux 6.16) hashes plain private futexes in the
+global table too, and there they meet (:mod:`futex.linux.futexhash`).  Shared NUMA and
+non-NUMA futexes meet (one node). Before 6.16 (``LinuxFacts.futex2_numa`` false) NUMA and
+MPOL are unknown bits: EINVAL. FUTEX2_MPOL is accepted and, without a memory policy on the
+mapping (this emulator has none), changes nothing (measured: MPOL|PRIVATE waiters and plain
+PRIVATE wakers meet).
 
 futex_waitv(waiters, nr, flags, timeout, clockid):
 
@@ -90,12 +97,13 @@ from futex.kernel import (
 )
 from futex.linux import abi
 from futex.linux.blocking import Deadline, PendingWait
+from futex.linux.futexhash import numa_meets_private
 from futex.linux.syscalls import _bad_register, _errno_of, _s32, read_timeout
 from futex.memory.owner import SpaceAtomics
 
 if TYPE_CHECKING:
     from futex.linux.facts import LinuxFacts
-    from futex.linux.kernel import Task
+    from futex.linux.kernel import Process, Task
     from futex.memory import AddressSpace
 
 __all__ = [
@@ -148,7 +156,8 @@ def _flags_valid(task: Task, flags: int) -> bool:
 
 class _NodeHashed:
     """Marks the private futex keys of one address space that FUTEX2_NUMA hashes by node
-    (Linux's global node table, apart from the process's private hash)."""
+    (Linux's global node table) while the process's plain private futexes live in its
+    private hash (:mod:`futex.linux.futexhash` merges them when that hash goes)."""
 
     __slots__ = ("space",)
 
@@ -167,13 +176,19 @@ class _NodeHashed:
 
 class _NumaTarget(SpaceAtomics):
     """A :class:`~futex.kernel.FutexTarget` over an address space whose futex keys follow
-    ``get_futex_key`` for FUTEX2_NUMA words (see the module docstring)."""
+    ``get_futex_key`` for FUTEX2_NUMA words (see the module docstring).  While ``process``
+    hashes its private futexes in the global table
+    (:func:`futex.linux.futexhash.numa_meets_private`, asked at each key), a private NUMA
+    key is the plain private key (``futex_match`` ignores the node)."""
 
-    __slots__ = ("facts", "space")
+    __slots__ = ("facts", "process", "space")
 
-    def __init__(self, space: AddressSpace, facts: LinuxFacts) -> None:
+    def __init__(
+        self, space: AddressSpace, facts: LinuxFacts, process: Process | None = None
+    ) -> None:
         self.space = space
         self.facts = facts
+        self.process = process
 
     def futex_key(self, addr: int, private: bool, write: bool = False) -> Key:
         if addr & 7:  # u32[2]: "naturally" aligned to its doubled size
@@ -185,12 +200,16 @@ class _NumaTarget(SpaceAtomics):
         elif node not in self.facts.numa_nodes:
             raise InvalidNumaNode(addr, node)
         key = space.futex_key(addr, private, write)
-        return shared_private_key(_NodeHashed(space), addr) if private else key
+        if private and (self.process is None or not numa_meets_private(self.process)):
+            return shared_private_key(_NodeHashed(space), addr)
+        return key
 
 
 def _target(task: Task, flags: int) -> FutexTarget:
-    space = task.process.space
-    return _NumaTarget(space, task.kernel.facts) if flags & abi.FUTEX2_NUMA else space
+    process = task.process
+    if not flags & abi.FUTEX2_NUMA:
+        return process.space
+    return _NumaTarget(process.space, task.kernel.facts, process)
 
 
 class _Word:
@@ -218,8 +237,12 @@ def _parse_waitv(task: Task, waiters: int, nr: int) -> list[tuple[int, int, int]
         except FutexError:
             return -abi.EFAULT
         val, uaddr, flags, reserved = _WAITV.unpack(raw)
-        if not _flags_valid(task, flags) or reserved or val >> 32:
+        if not _flags_valid(task, flags) or reserved:
             return -abi.EINVAL
+        if val >> 32:
+            if task.kernel.facts.waitv_validates_val:  # futex_validate_input (6.7+)
+                return -abi.EINVAL
+            val &= _U32  # 5.16 .. 6.6: the setup compares (u32)vs[i].w.val
         out.append((val, uaddr, flags))
     return out
 

@@ -33,8 +33,10 @@ from futex.kernel.blocking import block
 from futex.linux import abi
 from futex.linux.blocking import PendingWait
 from futex.linux.entry import syscall
-from futex.linux.exit import exec_futex, exit_futex
-from futex.linux.facts import LinuxFacts
+from futex.linux.exit import exec_futex, exit_futex, futex_cleanup_begin
+from futex.linux.facts import TASK_SIZE_MAX_4LEVEL, LinuxFacts
+from futex.linux.futexhash import PrivateHash, futex_hash_allocate_default
+from futex.linux.pi_exit import FutexExitMutex, FutexState
 from futex.linux.policy import LINUX_POLICY
 from futex.linux.syscalls import sys_futex
 from futex.memory import AddressSpace
@@ -102,6 +104,7 @@ class LinuxKernel:
         space = AddressSpace(
             user_ptr_max=self.facts.user_ptr_max,
             exec_readable=not self.facts.protection_keys,
+            task_size=TASK_SIZE_MAX_4LEVEL,
         )
         return Process(self, space, self._root.fork())
 
@@ -138,6 +141,9 @@ class Process(ProcessMemory):
         self.space = space
         self.futex = futex
         self.tasks: dict[int, Task] = {}
+        #: The private futex hash (prctl PR_FUTEX_HASH; :mod:`futex.linux.futexhash`):
+        #: None until the first CLONE_THREAD or SET_SLOTS, and in a forked child (new mm).
+        self.futex_hash: PrivateHash | None = None
         with kernel._lock:
             self.pid = kernel._alloc_id_locked(None)
             kernel.processes[self.pid] = self
@@ -171,13 +177,15 @@ class Process(ProcessMemory):
             task = Task(self, tid)
             task.set_scheduler(policy, priority, nice)
             task.clear_child_tid = clear_child_tid
+            if self.tasks:  # a CLONE_THREAD: copy_process sizes the default futex hash
+                futex_hash_allocate_default(self, len(self.tasks))
             self.tasks[tid] = task
             kernel.tasks[tid] = task
         return task
 
     def fork(self) -> Process:
         """A child process: copy-on-write private memory, the same shared memory, a
-        forked futex manager, and no tasks yet."""
+        forked futex manager, no private futex hash (a new mm), and no tasks yet."""
         return Process(self.kernel, self.space.fork(), self.futex.fork())
 
 
@@ -209,9 +217,18 @@ class Task:
         self.clear_child_tid = 0
         self.robust_list = 0
         self.robust_list_len = 0
+        #: Linux ``futex_state``: OK; EXITING from the start of the futex cleanup of an
+        #: exit or exec to its end; then DEAD (exit) or OK again (exec).  Written under
+        #: the PI-domain lock (see :mod:`futex.linux.pi_exit`).
+        self.futex_state = FutexState.OK
+        #: Held across the futex cleanup; PI calls that found the task EXITING wait on it.
+        self.futex_exit_mutex = FutexExitMutex()
+        self._releasing: str | None = None  # "exit" / "exec" once begun, until finished
 
     def __repr__(self) -> str:
         state = " blocked" if self.blocked is not None else ""
+        if self.futex_state is not FutexState.OK:
+            state += f" {self.futex_state.name.lower()}"
         return f"<Task tid={self.tid} pid={self.process.pid}{state}>"
 
     def set_scheduler(self, policy: int, priority: int = 0, nice: int = 0) -> None:
@@ -244,16 +261,49 @@ class Task:
         """:meth:`syscall` without blocking (see :meth:`syscall_futex_nb`)."""
         return syscall(self, nr, args)
 
-    def exit(self) -> None:
-        """Exit the task: a blocked call ends, then Linux's futex exit path runs (robust
-        list, PI state handed on, CLONE_CHILD_CLEARTID store and wake) and the tid is
-        freed."""
+    def begin_exit(self) -> None:
+        """Start exiting and stop where an exiting task preempted between the two futex
+        states would be: a blocked call ends, ``futex_cleanup_begin`` runs (the futex
+        state is EXITING, ``futex_exit_mutex`` held), and the cleanup has not run yet.
+
+        PI calls that look this task up as an owner now wait for :meth:`exit` to finish
+        (see :mod:`futex.linux.pi_exit`)."""
+        self._begin("exit")
+        pending = self.blocked
+        if pending is not None:
+            pending.kill()
+        futex_cleanup_begin(self)
+
+    def begin_exec(self) -> None:
+        """:meth:`begin_exit` for execve(2): ``futex_exec_release`` stopped after
+        ``futex_cleanup_begin``; :meth:`exec` finishes it (the state becomes OK again)."""
+        self._begin("exec")
+        futex_cleanup_begin(self)
+
+    def _begin(self, what: str) -> None:
+        if not self.alive:
+            raise RuntimeError(f"task {self.tid} has exited")
+        if self._releasing is not None:
+            raise RuntimeError(f"task {self.tid} is already in its {self._releasing}")
+        self._releasing = what
+
+    def _finish(self, what: str) -> None:
         if not self.alive:
             raise RuntimeError(f"task {self.tid} has already exited")
+        if self._releasing not in (None, what):
+            raise RuntimeError(f"task {self.tid} is in its {self._releasing}, not {what}")
+
+    def exit(self) -> None:
+        """Exit the task: a blocked call ends, then Linux's futex exit path runs (the
+        futex state EXITING, robust list, PI state handed on, DEAD -- the calls that
+        waited for it run again --, then CLONE_CHILD_CLEARTID store and wake) and the
+        tid is freed.  After :meth:`begin_exit`, finishes that exit."""
+        self._finish("exit")
         pending = self.blocked
         if pending is not None:
             pending.kill()
         exit_futex(self)
+        self._releasing = None
         self.alive = False
         kernel = self.kernel
         with kernel._lock:
@@ -263,10 +313,11 @@ class Task:
 
     def exec(self) -> None:
         """The futex side of execve(2): the same cleanup as exit (robust list, PI state),
-        but the task lives on (Linux ``futex_exec_release``)."""
-        if not self.alive:
-            raise RuntimeError(f"task {self.tid} has exited")
+        but the task lives on with its futex state OK again (Linux
+        ``futex_exec_release``).  After :meth:`begin_exec`, finishes that exec."""
+        self._finish("exec")
         exec_futex(self)
+        self._releasing = None
 
     def count_call(self, cmd: int) -> None:
         self.calls[abi.COMMAND_NAMES.get(cmd, "OTHER")] += 1

@@ -18,8 +18,12 @@ LOCK_PI (``futex_lock_pi`` + ``futex_lock_pi_atomic``), under the bucket lock:
 2. TID == caller: EDEADLK;
 3. kernel waiters exist: validate the word against their PI state (table below), attach;
 4. TID 0, no waiters: take it (CAS to ``TID | (word & OWNER_DIED)``), return 0;
-5. else set WAITERS (CAS; a lost race retries, a fault is EFAULT), then find the owner: no
-   live task with that TID -> ESRCH (the word keeps WAITERS, as the host shows);
+5. else set WAITERS (CAS; a lost race retries, a fault is EFAULT), then find the owner
+   (``attach_to_pi_owner``): a task whose futex state is OK gets a new PI state; one in
+   the middle of its futex exit (EXITING) makes the call wait until that exit is over and
+   run again (see :mod:`futex.linux.pi_exit`); no task, or a DEAD one, is
+   ``handle_exit_race``: the word read again -> ESRCH if unchanged (it keeps WAITERS, as
+   the host shows), else the attempt runs again;
 6. TRYLOCK_PI stops here: EWOULDBLOCK (the owner holds the rt_mutex);
 7. block on the PI state (EDEADLK if the owner chain leads back here), boosting the owner
    chain; sleep until the unlocker hands the lock over, or the timeout (absolute
@@ -48,7 +52,9 @@ WAITERS appeared, else EINVAL); without waiters the word becomes 0 (EAGAIN if it
 
 Exit (``exit_pi_state_list``): every PI state the task owns is handed to its top waiter,
 which, waking, fixes the word to ``(word & OWNER_DIED) | WAITERS | its TID``
-(``fixup_pi_state_owner``).
+(``fixup_pi_state_owner``).  An owner that is exiting is looked at only by the first
+waiter (step 5): later ones attach to the PI state the first one made, whatever the
+owner's state (``attach_to_pi_state`` does not look), and are handed the lock in turn.
 """
 
 from __future__ import annotations
@@ -69,12 +75,20 @@ from futex.kernel import (
 from futex.kernel.core import notify_all
 from futex.linux import abi
 from futex.linux.blocking import Deadline, PendingWait
+from futex.linux.pi_exit import (
+    FutexState,
+    OwnerExiting,
+    OwnerExitWait,
+    PiPendingWait,
+    wait_for_owner_exiting,
+)
 
 if TYPE_CHECKING:
     from futex.linux.kernel import Task
 
 __all__ = [
     "PiLockRequest",
+    "attach_to_pi_owner",
     "exit_pi_state_list",
     "finish_pi_wait",
     "futex_lock_pi",
@@ -101,14 +115,38 @@ def _cas(task: Task, uaddr: int, old: int, new: int) -> None:
 
 
 class PiLockRequest:
-    """One LOCK_PI / LOCK_PI2 / TRYLOCK_PI call, as a pending wait's request."""
+    """One LOCK_PI / LOCK_PI2 / TRYLOCK_PI call, as a pending wait's request.
+
+    ``waiter`` is the futex waiter of the attempt that queued (``None`` before, and while
+    the call waits for an exiting owner, ``exit_wait``); ``deadline`` is the call's
+    absolute timeout, read again only when the system call restarts, not when it runs
+    again after an owner's exit (``futex_lock_pi``'s ``goto retry`` keeps its hrtimer).
+    """
 
     restart_code = abi.ERESTARTNOINTR
 
-    __slots__ = ("op", "private", "task", "trylock", "uaddr", "utime", "waiter")
+    __slots__ = (
+        "_exit_retry",
+        "deadline",
+        "exit_wait",
+        "op",
+        "private",
+        "task",
+        "trylock",
+        "uaddr",
+        "utime",
+        "waiter",
+    )
 
     def __init__(
-        self, task: Task, uaddr: int, private: bool, trylock: bool, op: int = 0, utime: int = 0
+        self,
+        task: Task,
+        uaddr: int,
+        private: bool,
+        trylock: bool,
+        op: int = 0,
+        utime: int = 0,
+        deadline: Deadline | None = None,
     ) -> None:
         self.task = task
         self.uaddr = uaddr
@@ -116,41 +154,66 @@ class PiLockRequest:
         self.trylock = trylock
         self.op = op
         self.utime = utime
+        self.deadline = deadline
         self.waiter: Waiter | None = None
+        self.exit_wait: OwnerExitWait | None = None
+        self._exit_retry = False
 
     def refresh_deadline(self) -> Deadline | int | None:
-        """ERESTARTNOINTR runs the system call again: its timeout is read again."""
-        return reread_timeout(self.task, self.op, self.utime)
+        """ERESTARTNOINTR runs the system call again: its timeout is read again.  A run
+        after an owner's exit keeps the deadline it had."""
+        if self._exit_retry:
+            self._exit_retry = False
+            return self.deadline
+        got = reread_timeout(self.task, self.op, self.utime)
+        if not isinstance(got, int):
+            self.deadline = got
+        return got
 
     # -- Request protocol ---------------------------------------------------------------------
 
     def prepare(self, notify: Callable[[Waiter], None]) -> int | None:
         task = self.task
         manager = task.process.futex
-        try:
-            key = manager.key(task.process.space, self.uaddr, self.private, write=True)
-        except MisalignedAddress:
-            return -abi.EINVAL
-        except MemoryFault:
-            return -abi.EFAULT
-        b = manager.bucket_of(key)
-        while True:
+        self.waiter = None
+        while True:  # futex_lock_pi's retry: label
             try:
-                with b.lock:
-                    return self._attempt_locked(b, key, notify)
-            except _Retry:
-                continue
+                key = manager.key(task.process.space, self.uaddr, self.private, write=True)
+            except MisalignedAddress:
+                return -abi.EINVAL
             except MemoryFault:
                 return -abi.EFAULT
+            b = manager.bucket_of(key)
+            try:
+                while True:
+                    try:
+                        with b.lock:
+                            return self._attempt_locked(b, key, notify)
+                    except _Retry:
+                        continue
+            except MemoryFault:
+                return -abi.EFAULT
+            except OwnerExiting as busy:  # EBUSY: every lock dropped; wait, then retry
+                if wait_for_owner_exiting(self, busy.owner, notify):
+                    return None
 
     def complete(self) -> int | None:
         """0 if the lock was handed to us (fixing the word if an exit handed it on),
-        else leave the PI state and answer ``None``."""
+        else leave the PI state (or stop waiting for an exiting owner) and answer
+        ``None``."""
+        ew = self.exit_wait
+        if ew is not None:
+            self.exit_wait = None
+            self._exit_retry = ew.over
+            ew.cancel()
+            return None
         return finish_pi_wait(self.task, self.waiter, self.uaddr)
 
     def detach(self) -> None:
         if self.waiter is not None:
             self.waiter.notify = None
+        if self.exit_wait is not None:
+            self.exit_wait.cancel()
 
     # -- the attempt --------------------------------------------------------------------------
 
@@ -244,10 +307,11 @@ def lock_pi_atomic(
     """``futex_lock_pi_atomic`` for ``task`` (the caller, or a requeued waiter): 1 when
     ``task`` took the word, the PI state to block on when it is owned, or -errno.
 
-    Bucket and PI-domain locks held.  Raises :class:`_Retry` when a CAS lost a race and
-    :class:`MemoryFault` when the word cannot be read or written.  With ``set_waiters``
-    (requeue-PI moving more waiters) a free word is taken with WAITERS set and a PI
-    state attached to ``task``.
+    Bucket and PI-domain locks held.  Raises :class:`_Retry` when a CAS lost a race,
+    :class:`MemoryFault` when the word cannot be read or written, and
+    :class:`~futex.linux.pi_exit.OwnerExiting` when the owner is in its futex exit.
+    With ``set_waiters`` (requeue-PI moving more waiters) a free word is taken with
+    WAITERS set and a PI state attached to ``task``.
     """
     space = caller.process.space
     domain = caller.process.futex.pi
@@ -271,14 +335,29 @@ def lock_pi_atomic(
             domain.attach(PiState(key, None), task)
         return 1
     _cas(caller, uaddr, uval, uval | _WAITERS)
+    return attach_to_pi_owner(caller, uaddr, uval | _WAITERS, key)
+
+
+def attach_to_pi_owner(caller: Task, uaddr: int, uval: int, key: Key) -> int | PiState:
+    """``attach_to_pi_owner``: a new PI state owned by the task the word ``uval`` names,
+    or ``handle_exit_race``'s answer (bucket and PI-domain locks held; the domain lock
+    is the owner's ``pi_lock``, under which its futex state changes).
+
+    No task with that TID, or a DEAD one: the word is read again -- changed, run the
+    attempt again (:class:`_Retry`); unchanged, ESRCH (no robust list named the lock, or
+    the TID is bogus).  A task whose exit is under way (EXITING): raise
+    :class:`~futex.linux.pi_exit.OwnerExiting` (EBUSY), before the word is read again.
+    """
     owner = caller.kernel.tasks.get(uval & _TID)
-    if owner is None or not owner.alive:
-        if space.load_u32(uaddr) != uval | _WAITERS:
-            raise _Retry  # handle_exit_race: the word moved on
-        return -abi.ESRCH
-    state = PiState(key, None)
-    domain.attach(state, owner)
-    return state
+    if owner is not None and owner.futex_state is FutexState.OK:
+        state = PiState(key, None)
+        caller.process.futex.pi.attach(state, owner)
+        return state
+    if owner is not None and owner.futex_state is not FutexState.DEAD:
+        raise OwnerExiting(owner)
+    if caller.process.space.load_u32(uaddr) != uval:
+        raise _Retry  # the exiting task changed the word (robust list): look again
+    return -abi.ESRCH
 
 
 def release_if_idle(task: Task, state: PiState) -> None:
@@ -321,17 +400,12 @@ def futex_lock_pi(
     utime: int = 0,
 ) -> int | PendingWait:
     """LOCK_PI / LOCK_PI2 / TRYLOCK_PI: 0 when the caller owns the lock, -errno, or a
-    pending wait.  ``op`` and ``utime`` let a restart read the timeout again."""
-    request = PiLockRequest(task, uaddr, private, trylock, op, utime)
-    if trylock:  # never queues: no pending wait to publish
-        result = request.prepare(_no_notify)
-        assert result is not None
-        return result
-    return PendingWait(task, deadline, request, task.kernel.clock).start()
+    pending wait.  ``op`` and ``utime`` let a restart read the timeout again.
 
-
-def _no_notify(_w: Waiter) -> None:
-    raise AssertionError("TRYLOCK_PI never queues a waiter")
+    TRYLOCK_PI never queues on the lock, but it too waits for an exiting owner (the
+    EBUSY case of ``futex_lock_pi`` comes before the trylock): then it is pending."""
+    request = PiLockRequest(task, uaddr, private, trylock, op, utime, deadline)
+    return PiPendingWait(task, deadline, request, task.kernel.clock).start()
 
 
 def futex_unlock_pi(task: Task, uaddr: int, private: bool) -> int:

@@ -28,6 +28,14 @@ take ``uaddr2`` for it (WAITERS forced when more are to be moved): taken -> it w
 owning the lock and counts 1; else the rest are moved onto the PI state (each must be a
 WAIT_REQUEUE_PI waiter for this target, EINVAL otherwise; a deadlock stops the walk with
 EDEADLK).  Returns woken + requeued.
+
+When ``uaddr2`` names an owner in the middle of its futex exit (``futex_lock_pi_atomic``
+-> EBUSY), ``futex_requeue`` drops its locks, waits for that exit to end
+(``wait_for_owner_exiting``) and runs again from its keys and value check: the call is
+then a pending wait (:class:`~futex.linux.pi_exit.PiPendingWait`) that no timeout (it has
+none) or signal ends, and its answer is that of the run after the exit -- EAGAIN if
+``uaddr`` moved meanwhile, the top waiter woken owning ``uaddr2`` if a robust list handed
+it on (OWNER_DIED kept), ESRCH if the dead owner's TID is still there.
 """
 
 from __future__ import annotations
@@ -54,6 +62,12 @@ from futex.linux.pi import (
     lock_pi_atomic,
     release_if_idle,
     reread_timeout,
+)
+from futex.linux.pi_exit import (
+    OwnerExiting,
+    OwnerExitWait,
+    PiPendingWait,
+    wait_for_owner_exiting,
 )
 
 if TYPE_CHECKING:
@@ -175,35 +189,92 @@ def futex_cmp_requeue_pi(
     nr_wake: int,
     nr_requeue: int,
     cmpval: int,
-) -> int:
-    """CMP_REQUEUE_PI; see the module docstring for the order of checks."""
+) -> int | PendingWait:
+    """CMP_REQUEUE_PI; see the module docstring for the order of checks.  An int, or a
+    pending wait while ``uaddr2``'s owner is exiting."""
     if nr_wake < 0 or nr_requeue < 0 or uaddr == uaddr2 or nr_wake != 1:
         return -abi.EINVAL
-    manager = task.process.futex
-    space = task.process.space
+    request = CmpRequeuePiRequest(task, uaddr, uaddr2, private, nr_requeue, cmpval)
     try:
-        k1 = manager.key(space, uaddr, private)
-        k2 = manager.key(space, uaddr2, private, write=True)
-    except MisalignedAddress:
-        return -abi.EINVAL
-    except MemoryFault:
-        return -abi.EFAULT
-    if k1 == k2:
-        return -abi.EINVAL
-    b1, b2 = manager.bucket_of(k1), manager.bucket_of(k2)
-    while True:
-        woken: list[Waiter] = []
-        lock_two(b1, b2)
+        return request.attempt()
+    except OwnerExiting as busy:
+        request.busy = busy.owner
+    return PiPendingWait(task, None, request, task.kernel.clock).start()
+
+
+class CmpRequeuePiRequest:
+    """One CMP_REQUEUE_PI call.  It queues nothing: it is pending only while it waits
+    for an exiting owner of ``uaddr2`` (``exit_wait``), and then runs again."""
+
+    __slots__ = ("busy", "cmpval", "exit_wait", "nr_requeue", "private", "task", "uaddr",
+                 "uaddr2")
+
+    def __init__(
+        self, task: Task, uaddr: int, uaddr2: int, private: bool, nr_requeue: int, cmpval: int
+    ) -> None:
+        self.task = task
+        self.uaddr = uaddr
+        self.uaddr2 = uaddr2
+        self.private = private
+        self.nr_requeue = nr_requeue
+        self.cmpval = cmpval
+        #: The exiting owner an attempt ran into, not yet waited for.
+        self.busy: Task | None = None
+        self.exit_wait: OwnerExitWait | None = None
+
+    def prepare(self, notify: Callable[[Waiter], None]) -> int | None:
+        while True:
+            owner, self.busy = self.busy, None
+            if owner is not None and wait_for_owner_exiting(self, owner, notify):
+                return None
+            try:
+                return self.attempt()
+            except OwnerExiting as busy:
+                self.busy = busy.owner
+
+    def complete(self) -> int | None:
+        """Stop waiting for the owner (the call runs again, or is killed)."""
+        ew, self.exit_wait = self.exit_wait, None
+        if ew is not None:
+            ew.cancel()
+        return None
+
+    def detach(self) -> None:
+        if self.exit_wait is not None:
+            self.exit_wait.cancel()
+
+    def attempt(self) -> int:
+        """``futex_requeue`` from its ``retry:`` label: the answer, or raise
+        :class:`OwnerExiting` (every lock dropped, the woken waiters told)."""
+        task = self.task
+        manager = task.process.futex
+        space = task.process.space
         try:
-            with manager.pi.lock:
-                return _requeue_pi_locked(task, uaddr, uaddr2, k1, k2, nr_requeue, cmpval, woken)
-        except _Retry:
-            continue
+            k1 = manager.key(space, self.uaddr, self.private)
+            k2 = manager.key(space, self.uaddr2, self.private, write=True)
+        except MisalignedAddress:
+            return -abi.EINVAL
         except MemoryFault:
             return -abi.EFAULT
-        finally:
-            unlock_two(b1, b2)
-            notify_all(woken)
+        if k1 == k2:
+            return -abi.EINVAL
+        b1, b2 = manager.bucket_of(k1), manager.bucket_of(k2)
+        while True:
+            woken: list[Waiter] = []
+            lock_two(b1, b2)
+            try:
+                with manager.pi.lock:
+                    return _requeue_pi_locked(
+                        task, self.uaddr, self.uaddr2, k1, k2, self.nr_requeue, self.cmpval,
+                        woken,
+                    )
+            except _Retry:
+                continue
+            except MemoryFault:
+                return -abi.EFAULT
+            finally:
+                unlock_two(b1, b2)
+                notify_all(woken)
 
 
 def _requeue_pi_locked(

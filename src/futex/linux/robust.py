@@ -25,7 +25,8 @@ truncated to 32 bits; 0 means the caller); a pid naming no live task is ESRCH.  
 (``futex_get_robust_list_common``) then returns the head as a pointer-or-error, so a stored
 head in ``[-4095, -1]`` comes back **as that errno**, with nothing written (``IS_ERR``;
 measured on the host: ``set_robust_list(-14, 24)`` then ``get_robust_list(0, ...)`` answers
--14 and leaves both buffers alone; -4096 is an ordinary head).  Otherwise the length (a u64,
+-14 and leaves both buffers alone; -4096 is an ordinary head; before 6.18 --
+``get_robust_list_is_err`` false -- every head is).  Otherwise the length (a u64,
 24) is stored to ``len_ptr`` **first** and then the head to ``head_ptr``, into the
 *caller's* memory: a bad ``len_ptr`` is EFAULT with ``head_ptr`` untouched, a bad
 ``head_ptr`` is EFAULT with the length already written.  Each store is all or nothing (an
@@ -56,12 +57,14 @@ Run by :func:`futex.linux.exit.exit_futex` and :func:`~futex.linux.exit.exec_fut
 Handling a word (``handle_futex_death``): a misaligned word, or one that cannot be read,
 aborts the walk.  A pending, non-PI entry whose owner (TID bits) is 0 gets a wake of one
 waiter and nothing else (the owner died between unlocking and waking, or a woken waiter
-died before taking the lock).  A word owned by another TID is left alone.  A word owned by
-the dying task is compare-and-swapped to ``(word & FUTEX_WAITERS) | FUTEX_OWNER_DIED`` --
-the TID is cleared -- retrying if the word changed meanwhile; a word that cannot be written
-aborts the walk.  Then, for a non-PI futex with FUTEX_WAITERS set, one waiter is woken, even
-if OWNER_DIED was set already (recursive death).  PI waiters are handed the lock by
-``exit_pi_state_list`` instead.  Every wake is a *shared* futex wake of one waiter
+died before taking the lock; this is 6.2's 90d758896787: before, with
+``robust_pending_wake_tid0`` false, only a word that is 0 got the wake).  A word owned
+by another TID is left alone.  A word owned by the dying task is compare-and-swapped to
+``(word & FUTEX_WAITERS) | FUTEX_OWNER_DIED`` -- the TID is cleared -- retrying if the
+word changed meanwhile; a word that cannot be written aborts the walk.  Then, for a
+non-PI futex with FUTEX_WAITERS set, one waiter is woken, even if OWNER_DIED was set
+already (recursive death).  PI waiters are handed the lock by ``exit_pi_state_list``
+instead.  Every wake is a *shared* futex wake of one waiter
 (``FLAGS_SHARED``, whatever the mutex's private flag: glibc's robust mutexes wait shared),
 and its errors are ignored.
 
@@ -156,8 +159,8 @@ def sys_get_robust_list(task: Task, pid: int, head_ptr: int, len_ptr: int, *_: i
     if target is None or not target.alive:
         return -abi.ESRCH
     head = target.robust_list
-    if head > _U64 - _MAX_ERRNO:  # IS_ERR(head): the pointer is taken for an errno
-        return head - (_U64 + 1)
+    if head > _U64 - _MAX_ERRNO and task.kernel.facts.get_robust_list_is_err:
+        return head - (_U64 + 1)  # IS_ERR(head) (6.18+): the pointer is taken for an errno
     space = task.process.space
     try:
         put_user(space, len_ptr, _U64S.pack(abi.ROBUST_LIST_HEAD_SIZE))
@@ -182,7 +185,9 @@ def handle_futex_death(task: Task, uaddr: int, pi: bool, pending_op: bool) -> bo
         except MemoryFault:
             return True
         owner = uval & abi.FUTEX_TID_MASK
-        if pending_op and not pi and not owner:
+        # 6.2+ (90d758896787) looks at the TID bits only; before, the whole word had to be 0
+        tid0 = not owner if task.kernel.facts.robust_pending_wake_tid0 else not uval
+        if pending_op and not pi and tid0:
             wake_shared_one(task, uaddr)
             return False
         if owner != task.tid:

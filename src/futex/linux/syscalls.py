@@ -10,7 +10,11 @@ The six register values arrive as Python ints and are truncated as the C prototy
    and WAIT_REQUEUE_PI/LOCK_PI2 are absolute on the monotonic clock, or realtime with
    FUTEX_CLOCK_REALTIME; LOCK_PI is absolute on CLOCK_REALTIME.
 2. ``do_futex``: FUTEX_CLOCK_REALTIME with any command but WAIT_BITSET, WAIT_REQUEUE_PI
-   and LOCK_PI2 is ENOSYS; unknown commands and FUTEX_FD are ENOSYS.
+   and LOCK_PI2 is ENOSYS; unknown commands and FUTEX_FD are ENOSYS.  Before 5.13
+   (``LinuxFacts.wait_rejects_clock_realtime`` false; 4fbf5d6837bf reverted 4.5's
+   337f13046ff0) FUTEX_WAIT took the flag too, and its relative timeout, added to
+   CLOCK_MONOTONIC's now, was armed as an absolute CLOCK_REALTIME deadline -- which a wall
+   clock ahead of the uptime has already passed.
 3. The command: its own argument checks (bitset 0 EINVAL, negative requeue counts EINVAL),
    then the keys in order (misaligned EINVAL, inaccessible EFAULT), then the word.
 
@@ -97,7 +101,11 @@ def read_timeout(task: Task, utime: int, cmd: int, op: int) -> Deadline | int:
     if cmd == abi.FUTEX_WAIT:
         # ktime_add_safe: an overflowing sum saturates to KTIME_SEC_MAX seconds
         t += task.kernel.clock.now(ClockId.MONOTONIC)
-        return ClockId.MONOTONIC, t if t <= abi.KTIME_MAX else abi.KTIME_SEC_MAX * abi.NSEC_PER_SEC
+        t = t if t <= abi.KTIME_MAX else abi.KTIME_SEC_MAX * abi.NSEC_PER_SEC
+        if op & abi.FUTEX_CLOCK_REALTIME and not task.kernel.facts.wait_rejects_clock_realtime:
+            # before 5.13: the monotonic sum armed on CLOCK_REALTIME (337f13046ff0's bug)
+            return ClockId.REALTIME, t
+        return ClockId.MONOTONIC, t
     if cmd == abi.FUTEX_LOCK_PI or op & abi.FUTEX_CLOCK_REALTIME:
         return ClockId.REALTIME, t
     return ClockId.MONOTONIC, t
@@ -126,7 +134,11 @@ def sys_futex(
         if isinstance(got, int):
             return got
         deadline = got
-    if op & abi.FUTEX_CLOCK_REALTIME and cmd not in abi.CLOCK_REALTIME_COMMANDS:
+    if (
+        op & abi.FUTEX_CLOCK_REALTIME
+        and cmd not in abi.CLOCK_REALTIME_COMMANDS
+        and (cmd != abi.FUTEX_WAIT or task.kernel.facts.wait_rejects_clock_realtime)
+    ):
         return -abi.ENOSYS
     private = bool(op & abi.FUTEX_PRIVATE_FLAG)
     if cmd == abi.FUTEX_WAIT or cmd == abi.FUTEX_WAIT_BITSET:

@@ -176,10 +176,18 @@ class AddressSpace:
     """
 
     def __init__(
-        self, *, user_ptr_max: int = USER_PTR_MAX_X86_64, exec_readable: bool = False
+        self,
+        *,
+        user_ptr_max: int = USER_PTR_MAX_X86_64,
+        exec_readable: bool = False,
+        task_size: int | None = None,
     ) -> None:
         self.serial = next(_serials)
+        #: The highest address ``access_ok`` accepts for a word (futex keys).
         self.user_ptr_max = user_ptr_max
+        #: The end of what can be mapped (Linux ``TASK_SIZE``; ``user_ptr_max`` unless
+        #: given: on Linux the two differ by release, see ``futex.linux.facts``).
+        self.task_size = user_ptr_max if task_size is None else task_size
         self.exec_readable = exec_readable
         self._load_mask = _PROT_ALL if exec_readable else _PROT_READABLE
         #: Virtual page numbers present in this space's page tables (see "Faults" above).
@@ -229,7 +237,7 @@ class AddressSpace:
                 addr = self._find_free(size)
             elif addr % PAGE_SIZE:
                 raise MappingError(f"address {addr:#x} is not page aligned")
-            if addr < 0 or addr + size > self.user_ptr_max:
+            if addr < 0 or addr + size > self.task_size:
                 raise MappingError(f"[{addr:#x}, {addr + size:#x}) is outside user space")
             obj = file
             if obj is None and shared:
@@ -540,7 +548,11 @@ class AddressSpace:
     def fork(self) -> AddressSpace:
         """A child address space: shared mappings show the same objects, private pages are
         shared copy-on-write until either side writes them."""
-        child = AddressSpace(user_ptr_max=self.user_ptr_max, exec_readable=self.exec_readable)
+        child = AddressSpace(
+            user_ptr_max=self.user_ptr_max,
+            exec_readable=self.exec_readable,
+            task_size=self.task_size,
+        )
         with _LOCK:
             child._maps = [
                 Mapping(m.start, m.end, m.prot, m.shared, m.obj, m.offset) for m in self._maps
