@@ -20,6 +20,7 @@ from hypothesis import Phase, settings
 
 from futex.kernel import ManualClock
 from futex.linux import LinuxKernel, PendingWait, Task
+from futex.linux.facts import CHANGES
 from futex.linux.host import probe
 
 #: Generous bound for real-thread tests: how long to wait for a state before failing.
@@ -38,6 +39,17 @@ if os.environ.get("CI"):
 def pytest_report_header() -> list[str]:
     """The host facts the differential tests build their emulator from (probed)."""
     return ["futex host probe:", *(f"  {line}" for line in probe().describe())]
+
+
+def host_has(*features: str) -> pytest.MarkDecorator:
+    """Skip unless this host's kernel has every one of ``features`` (``LinuxFacts`` fields,
+    probed): the reason names what is missing and since when Linux has it."""
+    facts = probe().facts
+    since = {c.field: c.since for c in CHANGES}
+    missing = [f"{f} (Linux {since.get(f, '?')}+)" for f in features if not getattr(facts, f)]
+    return pytest.mark.skipif(
+        bool(missing), reason=f"the host kernel has no {', '.join(missing)}"
+    )
 
 
 @pytest.fixture

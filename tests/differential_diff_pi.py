@@ -29,6 +29,7 @@ from differential_steps import Call, Mismatch
 
 from futex.kernel import ClockId
 from futex.linux import PendingWait, abi
+from futex.linux.host import probe
 
 __all__ = [
     "PiCalls",
@@ -54,6 +55,8 @@ class PiCalls(DifferBase):
             return "run"  # UNLOCK_PI looks up no task
         if op & abi.FUTEX_CLOCK_REALTIME and cmd != abi.FUTEX_LOCK_PI2:
             return "run"  # ENOSYS (after the timeout, if any, was read)
+        if cmd == abi.FUTEX_LOCK_PI2 and not probe().facts.lock_pi2:
+            return "run"  # ENOSYS: a kernel without LOCK_PI2
         word = self.layout.word_at(uaddr)
         if word is None:
             return "run"  # misaligned, or the host cannot set FUTEX_WAITERS: no lookup

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from conftest import STATE_TIMEOUT
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -246,13 +247,15 @@ def test_forked_managers_share_only_shared_futexes() -> None:
 
 
 def test_concurrent_wait_wake_loses_no_waiter() -> None:
-    """Many threads park and wake through the core; every prepare ends woken or
-    completed by itself, never lost, and the tables stay consistent."""
+    """Many threads park and wake through the core while a waker keeps waking: every
+    queued waiter is woken (its notify runs: none is lost), and the tables stay
+    consistent."""
     s = AddressSpace()
     a = s.mmap(PAGE_SIZE)
     m = FutexManager(buckets=2)
     rounds = 300
     errors: list[BaseException] = []
+    stop = threading.Event()
 
     def waiter() -> None:
         try:
@@ -263,20 +266,24 @@ def test_concurrent_wait_wake_loses_no_waiter() -> None:
                     m.wait_prepare(w, s, a, True, 0)
                 except ValueMismatch:
                     continue
-                done.wait(0.05)
-                m.wait_complete(w)
+                # the waker never stops while we wait: a generous bound, never reached
+                assert done.wait(STATE_TIMEOUT), "a queued waiter was never woken"
+                assert m.wait_complete(w) is True
         except BaseException as exc:
             errors.append(exc)
 
     def waker() -> None:
-        for _ in range(rounds * 4):
+        while not stop.is_set():
             m.wake(s, a, True, MATCH_ANY, 2)
 
-    threads = [threading.Thread(target=waiter) for _ in range(4)]
-    threads.append(threading.Thread(target=waker))
-    for t in threads:
+    waiters = [threading.Thread(target=waiter) for _ in range(4)]
+    wakers = [threading.Thread(target=waker)]
+    for t in waiters + wakers:
         t.start()
-    for t in threads:
+    for t in waiters:
+        t.join()
+    stop.set()
+    for t in wakers:
         t.join()
     assert not errors
     m.check_invariants()

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import host_has
 
 try:
     import futex.native as native
@@ -181,6 +182,7 @@ def test_single_threaded_waiter_is_woken_by_another_process(page: Any) -> None:
     w.release()
 
 
+@host_has("futex_waitv")
 def test_single_threaded_waitv_reports_the_woken_word(page: Any) -> None:
     path, mem = page
     w = Word(mem, 0)
