@@ -3,7 +3,10 @@ mutex and condition variable (one body per behaviour, run on Linux, Zircon and L
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from futex.cli import main
+from futex.cli import COMMANDS, EXIT_BROKEN_PIPE, main
 from futex.demo import (
     KERNELS,
     DemoConfig,
@@ -147,6 +150,8 @@ def test_liteos_plain_shows_the_bucket_table(capsys: pytest.CaptureFixture[str])
     [
         [],
         ["demo", "--threads", "1"],
+        ["demo", "--threads", "1025"],
+        ["demo", "--threads", "99999999999"],
         ["demo", "--items", "-1"],
         ["demo", "--capacity", "0"],
         ["demo", "--items", "many"],
@@ -162,6 +167,132 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
         main(argv)
     assert exc.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+# -- the command line in a pipeline ------------------------------------------------------
+
+#: The tests set these as they need: rich forces its live display by the first three, and
+#: Python's stdout buffering (the usual block buffering on a pipe, or none) by the last.
+_UNSET = ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR", "PYTHONUNBUFFERED")
+
+
+def _futex_command(argv: list[str], **env: str) -> subprocess.Popen[bytes]:
+    """``python -m futex argv`` with stdout and stderr to pipes, importing this checkout;
+    stdout block-buffered unless ``env`` sets PYTHONUNBUFFERED."""
+    base = {k: v for k, v in os.environ.items() if k not in _UNSET}
+    base["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return subprocess.Popen(
+        [sys.executable, "-m", "futex", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**base, **env},
+    )
+
+
+def _finish(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
+    """Wait for ``proc`` (its stdout already closed or read); its status and stderr."""
+    assert proc.stderr is not None
+    try:
+        err = proc.stderr.read()
+        proc.wait(STALL)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"still running {STALL:g} s after its reader went away")
+    finally:
+        proc.stderr.close()
+    return proc.returncode, err.decode()
+
+
+#: Endless (2**32 - 1 items): the demo is still running when its reader goes away, so the
+#: next write (a progress line at 1 s, or a live refresh) meets the closed pipe for sure.
+ENDLESS = ["demo", "--items", str(0xFFFFFFFF)]
+#: Colours and cursor moves of the live display.
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (ENDLESS, {}),
+        (ENDLESS, {"PYTHONUNBUFFERED": "1"}),
+        ([*ENDLESS, "--kernel", "zircon"], {}),
+        ([*ENDLESS, "--kernel", "liteos"], {}),
+        (ENDLESS, {"FORCE_COLOR": "1"}),  # the live display, forced onto the pipe
+    ],
+    ids=["default", "unbuffered", "zircon", "liteos", "forced-live"],
+)
+def test_demo_into_head_exits_quietly(argv: list[str], env: dict[str, str]) -> None:
+    """``python -m futex demo | head -1``: head reads the header line and exits; the
+    demo's next write (the progress line at 1 s; the live display's next refresh) fails
+    with EPIPE, and it exits 141 with nothing on stderr (no traceback, no "Exception
+    ignored" at shutdown).  (Without a live display, stdout a pipe: --plain's lines.)"""
+    proc = _futex_command(argv, **env)
+    assert proc.stdout is not None
+    head = proc.stdout.readline()
+    proc.stdout.close()
+    status, err = _finish(proc)
+    assert ANSI.sub("", head.decode()).startswith("futex demo on "), head
+    assert err == "", err
+    assert status == EXIT_BROKEN_PIPE == 141
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["demo", "--items", "100"],
+        ["demo", "--robust-only"],
+        ["demo", "--kernel", "zircon", "--items", "100", "--plain"],
+        ["--help"],
+        ["--version"],
+        *([c.name, "--help"] for c in COMMANDS),
+    ],
+    ids=" ".join,
+)
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
+def test_a_reader_gone_before_the_first_write(argv: list[str], unbuffered: bool) -> None:
+    """``python -m futex ... | true``: the pipe has no reader from the start, whatever the
+    subcommand writes fails, even what it leaves buffered for the exit: 141, stderr empty.
+
+    Unbuffered (PYTHONUNBUFFERED), argparse's own ``--help``/``--version`` write fails in
+    argparse, which ignores it from Python 3.11 on: those exit 0 there, as quietly."""
+    proc = _futex_command(argv, **({"PYTHONUNBUFFERED": "1"} if unbuffered else {}))
+    assert proc.stdout is not None
+    proc.stdout.close()
+    status, err = _finish(proc)
+    assert err == "", err
+    if unbuffered and ("--help" in argv or "--version" in argv):
+        assert status in (0, EXIT_BROKEN_PIPE)
+    else:
+        assert status == EXIT_BROKEN_PIPE
+
+
+def test_not_a_terminal_means_plain_output() -> None:
+    """Without ``--plain``, stdout a pipe: the plain lines, one report line each, with no
+    terminal control sequences and nothing running into the next line."""
+    proc = _futex_command(["demo", "--kernel", "zircon", "--items", "300", "--no-robust"])
+    out, err = proc.communicate(timeout=STALL)
+    text = out.decode()
+    assert proc.returncode == 0, text + err.decode()
+    assert err == b"" and "\x1b" not in text
+    lines = text.splitlines()
+    assert lines[0].startswith("futex demo on Zircon")
+    assert lines[0].endswith("until the ring is full")  # not wrapped at 80 columns
+    assert "checks:" in lines  # a line of its own
+    assert lines[-1].startswith("result: PASS: all 300 items")
+
+
+def test_a_forced_live_display_ends_its_region_with_a_newline() -> None:
+    """FORCE_COLOR=1 forces rich's live display onto the pipe: its last line (the kernel
+    panel) is ended before the report, which starts a line of its own."""
+    proc = _futex_command(
+        ["demo", "--kernel", "zircon", "--items", "300", "--no-robust"], FORCE_COLOR="1"
+    )
+    out, err = proc.communicate(timeout=STALL)
+    text = ANSI.sub("", out.decode())
+    assert proc.returncode == 0, text + err.decode()
+    assert "checks:" in [line.strip() for line in text.splitlines()]
+    assert "\nchecks:\n" in text.replace("\r", "")
 
 
 def test_kernel_option_parsing(capsys: pytest.CaptureFixture[str]) -> None:

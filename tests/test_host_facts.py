@@ -178,6 +178,43 @@ def test_mappable_space_ends_at_task_size_whatever_access_ok_accepts(release: st
         p.mmap(PAGE_SIZE, addr=top + PAGE_SIZE)
 
 
+def test_tids_stay_below_pid_max_and_wrap_past_it() -> None:
+    """``alloc_pid``: pids below ``pid_max``; past it, allocation starts again at 300
+    (``RESERVED_PIDS``), skipping those in use."""
+    k = kernel_with(pid_max=310)
+    p = k.new_process()
+    with pytest.raises(ValueError, match="pid_max 310"):
+        p.new_task(tid=310)
+    assert p.new_task(tid=309).tid == 309
+    tids = [p.new_task().tid for _ in range(5)]
+    assert tids == [2, 3, 4, 5, 6]  # pid 1 is the process; the main task took it
+    k2 = kernel_with(pid_max=304)
+    q = k2.new_process()
+    got = [q.new_task().tid for _ in range(303)]
+    assert sorted(got) == list(range(1, 304))
+    with pytest.raises(RuntimeError, match="no free pid"):
+        q.new_task()
+
+
+@pytest.mark.parametrize("rt_sched", [True, False])
+def test_rt_policies_follow_the_users_privilege(rt_sched: bool) -> None:
+    """sched_setscheduler(SCHED_FIFO) needs CAP_SYS_NICE or an RLIMIT_RTPRIO: EPERM for a
+    plain user (``LinuxFacts.rt_sched``); SCHED_OTHER is always allowed."""
+    p = kernel_with(rt_sched=rt_sched).new_process()
+    t = p.new_task()
+    if rt_sched:
+        t.set_scheduler(abi.SCHED_FIFO, 10)
+        assert t.prio == 89
+    else:
+        with pytest.raises(PermissionError, match="EPERM"):
+            t.set_scheduler(abi.SCHED_FIFO, 10)
+        with pytest.raises(PermissionError):
+            p.new_task(policy=abi.SCHED_RR, priority=1)
+        assert t.prio == abi.DEFAULT_PRIO
+    t.set_scheduler(abi.SCHED_OTHER, 0, 5)
+    assert t.prio == abi.DEFAULT_PRIO + 5
+
+
 # -- fresh pages: the host against its twin -----------------------------------------------
 
 host = pytest.mark.skipif(not hf.available(), reason="needs the host kernel: Linux on x86-64")

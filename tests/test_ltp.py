@@ -166,7 +166,7 @@ def test_futex_wait02_private_wake_from_child_misses_parent(
     """LTP futex_wait02, contrast: private futexes are keyed by address space, so the
     child's FUTEX_WAKE_PRIVATE on the same MAP_SHARED word does not reach the parent."""
     p = kernel.new_process()
-    pt = p.new_task()
+    pt, sibling = p.new_task(), p.new_task()
     f = p.mmap(PAGE_SIZE, shared=True)
     c = p.fork()
     ct = c.new_task()
@@ -174,7 +174,8 @@ def test_futex_wait02_private_wake_from_child_misses_parent(
     assert ct.syscall_futex(f, WAKE | PRIV, 1, 0, 0, 0) == 0
     assert ct.syscall_futex(f, WAKE, 1, 0, 0, 0) == 0  # shared key != the parent's private one
     assert not w.done()
-    assert pt.syscall_futex(f, WAKE | PRIV, 1, 0, 0, 0) == 1
+    # pt is blocked (it makes no call): another thread of the parent wakes it
+    assert sibling.syscall_futex(f, WAKE | PRIV, 1, 0, 0, 0) == 1
     assert w.result() == 0
 
 

@@ -410,7 +410,8 @@ def test_plain_waiter_on_the_word_makes_pi_ops_einval(lab: Lab) -> None:
     assert lab.word() == t.tid
     assert now(lab.lock(t)) == EDEADLK
     lab.set(0)
-    assert now(waiter.syscall_futex_nb(lab.a, abi.FUTEX_WAKE | lab.fl, 1, 0, 0, 0)) == 1
+    # the waiter is blocked (it makes no call): another task of the process wakes it
+    assert now(t.syscall_futex_nb(lab.a, abi.FUTEX_WAKE | lab.fl, 1, 0, 0, 0)) == 1
     assert pw.result() == 0
     assert lab.queued() == 0
 

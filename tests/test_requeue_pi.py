@@ -186,3 +186,31 @@ def test_wait_requeue_pi_checks(world: tuple[Process, list[Task], int, int]) -> 
     assert waker.syscall_futex(cv, CMP_RQ, 1, 0, m, 7) == -abi.EAGAIN
     assert waker.syscall_futex(cv, CMP_RQ, 1, 0, m, 0) == 0  # nobody waits
     assert p.load_u32(m) == 0
+
+
+def test_requeued_waiters_join_this_process_state_not_the_owners_other_one(
+    kernel: LinuxKernel,
+) -> None:
+    """futex_requeue's PI path attaches the requeued waiters to the PI state it just made
+    for the new owner (``futex_proxy_trylock_atomic`` -> ``lock_pi_update_atomic`` ->
+    ``attach_to_pi_owner``).  The owner may also own a PI state of *another* process at
+    the same private address (a waiter there names its tid); that one must not be
+    picked, or the next UNLOCK_PI unlinks from the wrong queue."""
+    a, b = kernel.new_process(), kernel.new_process()
+    owner, other, requeuer = b.new_task(), b.new_task(), b.new_task()
+    foreign = a.new_task()
+    x_a, x_b = a.mmap(4096), b.mmap(4096)
+    assert x_a == x_b  # the same private address in both processes
+    a.store_u32(x_a, owner.tid)
+    held = blocked(foreign.syscall_futex_nb(x_a, abi.FUTEX_LOCK_PI | PRIV, 0, 0, 0, 0))
+    cv, m = x_b + 64, x_b
+    r_owner = blocked(owner.syscall_futex_nb(cv, WAIT_RQ, 0, 0, m, 0))
+    r_other = blocked(other.syscall_futex_nb(cv, WAIT_RQ, 0, 0, m, 0))
+    assert requeuer.syscall_futex(cv, CMP_RQ, 1, INT_MAX, m, 0) == 2  # 1 woken + 1 moved
+    assert r_owner.result() == 0 and b.load_u32(m) == abi.FUTEX_WAITERS | owner.tid
+    assert owner.syscall_futex(m, UNLOCK, 0, 0, 0, 0) == 0  # hands B's lock to `other`
+    assert r_other.result() == 0 and b.load_u32(m) == abi.FUTEX_WAITERS | other.tid
+    assert not held.done()  # A's lock is untouched: still the owner's, still waited on
+    a.futex.check_invariants()
+    b.futex.check_invariants()
+    held.kill()

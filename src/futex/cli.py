@@ -11,6 +11,19 @@ Subcommands:
   a numbered, checked narrative.  ``--no-robust`` skips the scenario, ``--robust-only``
   the workload (Linux only).  Exits 0 if every check passed, 1 otherwise.
 
+Output: on a terminal the demo shows a live display (rich); when standard output is not
+a terminal — a pipe, a file, ``TERM=dumb`` — it prints plain lines instead, exactly what
+``--plain`` prints (the live display would have nothing to animate there, rich would wrap
+its lines at 80 columns, and its last line would run into the next).  rich's
+``FORCE_COLOR`` and ``TTY_COMPATIBLE=1`` force the live display anyway.
+
+Every subcommand behaves in a pipeline: when the reader of standard output goes away
+(``python -m futex demo | head -3``) the command stops writing and exits quietly with
+status 141 (128 + SIGPIPE, what a shell reports for a command that SIGPIPE ended) — no
+traceback, and no "Exception ignored" at interpreter shutdown (standard output is pointed
+at ``os.devnull``, as the Python documentation's note on SIGPIPE does).  Usage errors exit
+2 with argparse's message, ``--help`` and ``--version`` 0, an interrupt (Ctrl-C) 130.
+
 Each subcommand is a ``(name, help, configure, run, validate)`` entry in
 :data:`COMMANDS`: ``configure`` adds its arguments to its subparser, ``validate`` (if any)
 returns a usage error for a combination argparse cannot express, ``run`` takes the parsed
@@ -20,6 +33,8 @@ arguments and returns the exit status.  Adding a subcommand is adding an entry.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +47,7 @@ from futex.demo import (
     DEFAULT_KERNEL,
     DEFAULT_THREADS,
     KERNELS,
+    MAX_THREADS,
     DemoConfig,
     DemoReport,
     FutexOps,
@@ -42,9 +58,14 @@ from futex.demo import (
 from futex.demo_robust import RobustReport, run_robust_demo
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.text import Text
 
-__all__ = ["COMMANDS", "Command", "build_parser", "demo_lines", "main"]
+__all__ = ["COMMANDS", "EXIT_BROKEN_PIPE", "Command", "build_parser", "demo_lines", "main"]
+
+#: The exit status when the reader of standard output went away: 128 + SIGPIPE (13), as a
+#: shell reports for a command that SIGPIPE ended (``signal.SIGPIPE`` is not on Windows).
+EXIT_BROKEN_PIPE = 128 + 13
 
 
 @dataclass(frozen=True)
@@ -90,11 +111,11 @@ def _configure_demo(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threads",
-        type=_int_in(2),
+        type=_int_in(2, MAX_THREADS),
         default=DEFAULT_THREADS,
         metavar="N",
-        help="worker threads in total, half producers (rounded down), the rest consumers "
-        f"(default {DEFAULT_THREADS})",
+        help="worker threads in total, half producers (rounded down), the rest consumers: "
+        f"2 to {MAX_THREADS} (default {DEFAULT_THREADS})",
     )
     p.add_argument(
         "--items",
@@ -113,7 +134,8 @@ def _configure_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--plain",
         action="store_true",
-        help="no live display: plain lines only (for CI logs)",
+        help="no live display: plain lines only (for CI logs; the default when standard "
+        "output is not a terminal)",
     )
     which = p.add_mutually_exclusive_group()
     which.add_argument(
@@ -185,7 +207,29 @@ ROBUST_HEADER = (
 )
 
 
+def _live_console() -> Console | None:
+    """A rich console for the live display if standard output is a terminal that can show
+    one (rich decides, so ``FORCE_COLOR``/``TTY_COMPATIBLE`` count); None for a pipe, a
+    file or a dumb terminal: plain lines then.
+
+    If the reader goes away under a forced live display, the console stops writing and
+    raises :class:`BrokenPipeError` for :func:`main` (rich's own reaction would exit 1,
+    the status of a failed check; rich before 13.8 raises it itself).  Only the main
+    thread writes: the live display refreshes from the progress callback, not a thread.
+    """
+    from rich.console import Console
+
+    class LiveConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True  # nothing more to write: leaving the live display is quiet
+            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    console = LiveConsole()
+    return console if console.is_terminal and not console.is_dumb_terminal else None
+
+
 def _run_demo(args: argparse.Namespace) -> int:
+    console = None if args.plain else _live_console()
     ok = True
     if not args.robust_only:
         config = DemoConfig(threads=args.threads, items=args.items, capacity=args.capacity)
@@ -196,12 +240,12 @@ def _run_demo(args: argparse.Namespace) -> int:
             f"items, ring capacity {config.capacity}; the producers start first, until the "
             "ring is full"
         )
-        if args.plain:
+        if console is None:
             report = _demo_plain(config, ops, header)
             for line in demo_lines(report):
                 print(line)
         else:
-            report = _demo_rich(config, ops, header)
+            report = _demo_rich(console, config, ops, header)
         ok = report.ok
     if args.kernel != "linux":
         if not args.no_robust:
@@ -210,21 +254,19 @@ def _run_demo(args: argparse.Namespace) -> int:
         if not args.robust_only:
             print(flush=True)
         robust = run_robust_demo()
-        if args.plain:
+        if console is None:
             print(ROBUST_HEADER)
             for line in robust.lines():
                 print(line)
         else:
-            _robust_rich(robust)
+            _robust_rich(console, robust)
         ok = robust.ok and ok
     return 0 if ok else 1
 
 
-def _robust_rich(report: RobustReport) -> None:
-    from rich.console import Console
+def _robust_rich(console: Console, report: RobustReport) -> None:
     from rich.text import Text
 
-    console = Console()
     console.print(Text(ROBUST_HEADER, style="bold"))
     for line in report.lines():
         style = ""
@@ -270,8 +312,8 @@ class _KernelView:
         return Text("\n".join(self.lines), style="cyan", overflow="ellipsis", no_wrap=True)
 
 
-def _demo_rich(config: DemoConfig, ops: FutexOps[Any], header: str) -> DemoReport:
-    from rich.console import Console, Group
+def _demo_rich(console: Console, config: DemoConfig, ops: FutexOps[Any], header: str) -> DemoReport:
+    from rich.console import Group
     from rich.live import Live
     from rich.progress import (
         BarColumn,
@@ -282,7 +324,6 @@ def _demo_rich(config: DemoConfig, ops: FutexOps[Any], header: str) -> DemoRepor
     from rich.progress import Progress as RichProgress
     from rich.text import Text
 
-    console = Console()
     console.print(Text(header, style="bold"))
     columns = (
         TextColumn("{task.description:<9}"),
@@ -296,12 +337,19 @@ def _demo_rich(config: DemoConfig, ops: FutexOps[Any], header: str) -> DemoRepor
     produced = bar.add_task("produced", total=config.items, note="")
     consumed = bar.add_task("consumed", total=config.items, note="")
 
-    def show(p: Progress) -> None:
+    live = Live(Group(bar, view), console=console, auto_refresh=False)
+    next_refresh = 0.0
+
+    def show(p: Progress) -> None:  # on this thread, every 50 ms: it refreshes the display
+        nonlocal next_refresh
         bar.update(produced, completed=p.produced)
         bar.update(consumed, completed=p.consumed, note=f"{p.calls} futex calls")
         view.lines = p.detail
+        if p.elapsed >= next_refresh:  # 10 times a second
+            next_refresh = p.elapsed + 0.1
+            live.refresh()
 
-    with Live(Group(bar, view), console=console, refresh_per_second=10):
+    with live:
         report = run_demo(config, kernel=ops, on_progress=show)
     for line in demo_lines(report):
         style = ""
@@ -344,7 +392,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit
-    status.  Usage errors exit through argparse (status 2)."""
+    status.  Usage errors exit through argparse (status 2); if the reader of standard
+    output goes away, :data:`EXIT_BROKEN_PIPE` quietly."""
+    try:
+        try:
+            return _main(argv)
+        finally:  # a broken pipe shows here at the latest, not at interpreter shutdown
+            if sys.stdout is not None:
+                sys.stdout.flush()
+    except BrokenPipeError:
+        return _stdout_gone()
+
+
+def _stdout_gone() -> int:
+    """Standard output's reader went away: point the descriptor at ``os.devnull``, so the
+    interpreter's flush at exit finds somewhere to write what is still buffered (no
+    "Exception ignored ... BrokenPipeError"), and return :data:`EXIT_BROKEN_PIPE`."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no stdout, or not a real file
+        return EXIT_BROKEN_PIPE
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else sys.argv[1:])
     validate: Callable[[argparse.Namespace], str | None] | None = args.validate
     if validate is not None and (problem := validate(args)) is not None:

@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_THREADS",
     "INT_MAX",
     "KERNELS",
+    "MAX_THREADS",
     "Check",
     "DemoConfig",
     "DemoReport",
@@ -70,6 +71,9 @@ __all__ = [
 ]
 
 DEFAULT_THREADS = 4
+#: The most worker threads ``python -m futex demo --threads`` accepts: one real thread per
+#: task, and the demo is a demo (a million threads would only exhaust the machine).
+MAX_THREADS = 1024
 DEFAULT_ITEMS = 20_000
 DEFAULT_CAPACITY = 8
 DEFAULT_KERNEL = "linux"

@@ -22,6 +22,7 @@ from futex.kernel.errors import (
     MemoryFault,
     MisalignedAddress,
     PiWaiterConflict,
+    TaskStateError,
     ValueMismatch,
 )
 from futex.kernel.keys import (
@@ -65,6 +66,7 @@ __all__ = [
     "PiWaiterConflict",
     "QueueOrder",
     "RealClock",
+    "TaskStateError",
     "Timer",
     "ValueMismatch",
     "Waiter",

@@ -23,10 +23,35 @@ task when called.  Both are the same object over the same core.
 Lock order: the pending wait's lock, then bucket locks (inside ``wait_complete`` and the
 restart's ``wait_prepare``).  Wakers never hold a bucket lock when they notify, and
 callbacks run with no lock held.
+
+Callbacks are isolated
+----------------------
+A done callback is foreign code (the owner's scheduler) run on whatever thread settled the
+call: a waker inside its own futex call, the clock's timer thread, a signaller, or the
+owner itself when it registers on a call already over.  None of them owns the callback, so
+its exception must reach none of them.  Invariants, whatever a callback raises:
+
+- the thread that settled the call never sees the exception: the waker's futex call
+  returns its own result, and every other waiter dequeued by the same wake is settled
+  (no lost wakeup: Linux's ``wake_up_q`` cannot fail either);
+- every other callback of the same call still runs, in registration order;
+- the timer thread lives on (:mod:`futex.kernel.clock` isolates its callbacks the same
+  way).
+
+The exception is *logged* (logger ``futex.kernel.blocking``, level ERROR, with its
+traceback) and dropped -- what :class:`concurrent.futures.Future` does with a raising
+done callback.  It is deliberately not stored and re-raised from :meth:`PendingWait.result`
+or :meth:`PendingWait.wait`: those report the futex call, which *did* complete -- its
+effects (a PI lock now owned, a waiter dequeued) are real, and a ``result()`` that raised
+would tell the owner the call failed while it holds the lock.  Only ``KeyboardInterrupt``
+and ``SystemExit`` are not the callback's own (Ctrl-C lands in whatever the main thread is
+running): they are held until the call's other callbacks have run, then re-raised, as
+asyncio does with them.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -40,6 +65,8 @@ __all__ = ["BlockingTask", "Deadline", "PendingWait", "Request", "WaitOutcomes",
 Deadline = tuple[ClockId, int]
 
 _P = TypeVar("_P", bound="PendingWait")
+
+_log = logging.getLogger(__name__)
 
 
 class BlockingTask(Protocol):
@@ -152,14 +179,19 @@ class PendingWait:
         return r
 
     def add_done_callback(self, fn: Callable[[PendingWait], None]) -> None:
-        """Call ``fn(self)`` when the call finishes (now, if it has)."""
+        """Call ``fn(self)`` when the call finishes (now, if it has), with no lock held.
+
+        An exception ``fn`` raises is logged and dropped, never passed to the thread that
+        settled the call nor to this caller (see "Callbacks are isolated" in the module
+        docstring): a callback behaves the same whether the call ended before or after
+        it was registered."""
         with self._lock:
             if self._result is None:
                 if self._callbacks is None:
                     self._callbacks = []
                 self._callbacks.append(fn)
                 return
-        fn(self)
+        _run_callbacks(self, [fn])
 
     def wait(self, timeout: float | None = None) -> int:
         """Block the calling thread until the call finishes; return its result.
@@ -194,7 +226,13 @@ class PendingWait:
             expired = self._clock.now(clock_id) >= when  # read before taking our lock
         with self._lock:
             self.task.blocked = self
-            early = self._request.prepare(self._on_wake)
+            try:
+                early = self._request.prepare(self._on_wake)
+            except BaseException:
+                # the call never got going (a bad argument type, Ctrl-C): whatever
+                # the request does about its own state, the task is not blocked in it
+                self.task.blocked = None
+                raise
             if early is None and expired:  # an expired hrtimer: queued, no sleep
                 self._timed_out = True
                 self._settle_locked()  # success if a waker already took it, else timed out
@@ -308,10 +346,10 @@ class PendingWait:
         return callbacks or []
 
     def _run(self, callbacks: list[Callable[[PendingWait], None]]) -> None:
-        """After an event, with no lock held: run the done callbacks, or arm the timer of
-        a restart that changed the deadline."""
-        for fn in callbacks:
-            fn(self)
+        """After an event, with no lock held: run the done callbacks (isolated: see the
+        module docstring), or arm the timer of a restart that changed the deadline."""
+        if callbacks:
+            _run_callbacks(self, callbacks)
         if self._rearm:
             with self._lock:
                 deadline = self.deadline if self._rearm and self._result is None else None
@@ -323,6 +361,24 @@ class PendingWait:
                         self._timer = timer
                         return
                 timer.cancel()
+
+
+def _run_callbacks(pending: PendingWait, callbacks: list[Callable[[PendingWait], None]]) -> None:
+    """Call each of ``callbacks`` with ``pending``, each isolated from the others and from
+    the calling thread: an exception is logged and dropped; a ``KeyboardInterrupt`` or
+    ``SystemExit`` (the calling thread's, not the callback's) is re-raised once every
+    callback has run."""
+    interrupt: BaseException | None = None
+    for fn in callbacks:
+        try:
+            fn(pending)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            if interrupt is None:
+                interrupt = exc
+        except BaseException:
+            _log.exception("done callback %r of %r raised; ignored", fn, pending)
+    if interrupt is not None:
+        raise interrupt
 
 
 def block(r: int | PendingWait) -> int:

@@ -8,6 +8,17 @@ realtime clock), so timed behaviour is exact and never sleeps.
 
 Timer callbacks run outside every clock lock, in the thread that moved the clock (manual)
 or in the clock's timer thread (real).
+
+Timer callbacks are isolated (the clock side of Linux's ``__hrtimer_run_queues``, which runs
+every expired timer whatever the others do): a callback that raises is logged (logger
+``futex.kernel.clock``, level ERROR, with its traceback) and dropped; the other timers due
+at the same time still fire, in deadline order, and the clock goes on -- the real clock's
+timer thread never dies of a callback, so later timeouts keep firing.  The exception is
+not re-raised to the thread that moved a manual clock: that thread does not own the timer
+(``call_at`` itself fires an expired timer at once, inside whichever futex call armed it).
+``KeyboardInterrupt`` and ``SystemExit`` in a thread that moved a :class:`ManualClock` are
+that thread's own: they are re-raised once every due timer has fired.  The timer thread
+logs every exception (a ``SystemExit`` there would end it silently).
 """
 
 from __future__ import annotations
@@ -15,12 +26,15 @@ from __future__ import annotations
 import enum
 import heapq
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 __all__ = ["Clock", "ClockId", "ManualClock", "RealClock", "Timer"]
+
+_log = logging.getLogger(__name__)
 
 
 class ClockId(enum.IntEnum):
@@ -48,9 +62,18 @@ class Timer:
         return self._fn is not None
 
     def _fire(self) -> None:
+        """Run the callback once (not again, and not after :meth:`cancel`).  Its
+        exception is logged and dropped; a ``KeyboardInterrupt`` / ``SystemExit``
+        propagates, for the clock to deal with (see the module docstring)."""
         fn, self._fn = self._fn, None
         if fn is not None:
-            fn()
+            try:
+                fn()
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:
+                _log.exception("timer callback %r (deadline %d ns) raised; ignored",
+                               fn, self.deadline)
 
 
 class Clock(Protocol):
@@ -120,8 +143,15 @@ class ManualClock:
                 if timer.active:
                     (due if timer.deadline <= self._now[timer.clock] else keep).append(e)
             self._timers = keep
+        interrupt: BaseException | None = None
         for _, _, timer in sorted(due, key=lambda e: (e[0], e[1])):
-            timer._fire()
+            try:
+                timer._fire()
+            except (KeyboardInterrupt, SystemExit) as exc:  # the mover's: after the rest
+                if interrupt is None:
+                    interrupt = exc
+        if interrupt is not None:
+            raise interrupt
 
 
 class RealClock:
@@ -166,4 +196,7 @@ class RealClock:
                         timer = heapq.heappop(self._heap)[2]
                         break
                     self._cond.wait(min(delay / 1e9, 3600.0))
-            timer._fire()
+            try:
+                timer._fire()
+            except BaseException:  # SystemExit would end this thread: nothing may
+                _log.exception("timer callback raised in the clock thread; ignored")

@@ -18,6 +18,7 @@ lock.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -35,6 +36,8 @@ from futex.kernel.keys import Key
 from futex.kernel.pi import PiDomain
 from futex.kernel.target import FutexTarget
 from futex.kernel.waiter import PRIORITY, QueueOrder, Waiter, WaitQueue
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["FutexStats", "ManagerBase", "notify_all"]
 
@@ -60,11 +63,19 @@ class FutexStats:
 
 
 def notify_all(woken: Iterable[Waiter]) -> None:
-    """Tell each dequeued waiter's owner that it was woken (outside every bucket lock)."""
+    """Tell each dequeued waiter's owner that it was woken (outside every bucket lock).
+
+    Each notify runs isolated, as Linux's ``wake_up_q`` wakes every task it collected: an
+    exception in one is logged (``futex.kernel.core``, ERROR) and the others still run;
+    it never reaches the waker.  (Pending waits isolate their own callbacks already.)
+    """
     for w in woken:
         notify = w.notify
         if notify is not None:
-            notify(w)
+            try:
+                notify(w)
+            except Exception:
+                _log.exception("a waiter's notify callback raised; the other waiters are told")
 
 
 class ManagerBase:

@@ -8,6 +8,11 @@ core error             meaning                    Linux              Zircon
 ``ValueMismatch``      word != expected value     EAGAIN             BAD_STATE
 ``PiWaiterConflict``   plain op met a PI waiter   EINVAL             -
 =====================  =========================  =================  ==============
+
+:class:`TaskStateError` is not a futex outcome but a misuse of the emulator: a task asked
+to make a call in a state in which its thread of control cannot be running in user mode
+(blocked in another call, exited or exiting, not started).  Every personality raises it
+at every call entry.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ __all__ = [
     "MemoryFault",
     "MisalignedAddress",
     "PiWaiterConflict",
+    "TaskStateError",
     "ValueMismatch",
 ]
 
@@ -66,3 +72,29 @@ class PiWaiterConflict(FutexError):
     def __init__(self, done: int = 0) -> None:
         super().__init__("a plain futex operation met a PI waiter")
         self.done = done
+
+
+class TaskStateError(RuntimeError):
+    """A task (Linux task, Zircon thread, LiteOS task) was asked to make a call while it
+    cannot: it is ``"blocked"`` in another call, has ``"exited"``, is ``"exiting"`` (or
+    in its ``"exec"``), or is ``"new"`` (a Zircon thread not started).
+
+    A real thread blocked in the kernel or dead makes no system call, so the emulator
+    refuses the call instead of answering it; nothing changed.  ``task`` is the task,
+    ``state`` one of the words above, ``call`` the refused call (or ``wait_blocked``, for
+    a task that exited: it will never block).
+    """
+
+    def __init__(self, task: object, tid: int, state: str, call: str) -> None:
+        what = {
+            "blocked": "is blocked in a futex call",
+            "exited": "has exited",
+            "exiting": "is exiting",
+            "exec": "is in its exec",
+            "new": "is new (not started)",
+        }.get(state, f"is {state}")
+        super().__init__(f"{type(task).__name__.lower()} {tid} {what}: {call} refused")
+        self.task = task
+        self.tid = tid
+        self.state = state
+        self.call = call

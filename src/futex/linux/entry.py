@@ -56,6 +56,8 @@ NEEDS: dict[int, str] = {
 def syscall(task: Task, nr: int, args: tuple[int, ...]) -> int | PendingWait:
     """Dispatch system call ``nr`` with up to six register values (missing ones are 0).
     A number the kernel's release does not have is ENOSYS, as any unknown one."""
+    if not isinstance(nr, int):  # a register, like the arguments (see _bad_register)
+        raise TypeError(f"the system call number must be an int, got {type(nr).__name__}: {nr!r}")
     if len(args) > 6:
         raise TypeError(f"a system call takes at most 6 arguments, got {len(args)}")
     handler = SYSCALLS.get(nr)

@@ -7,9 +7,11 @@ Linux, ``kernel/fork.c`` and ``kernel/futex/core.c``::
 
 Both futex halves run ``futex_cleanup``: the robust list is walked
 (:func:`futex.linux.robust.exit_robust_list`) and the head set to NULL, then the PI futexes
-the task still owns are handed on (:func:`futex.linux.pi.exit_pi_state_list`).  Exit and
-exec differ only in the task's futex state afterwards (DEAD or OK again): after exec the
-task lives on with no robust list.
+the task still owns are handed on (:func:`futex.linux.pi.exit_pi_state_list`) -- each in
+the bucket its waiters queued in, which for a private PI futex of another process (its word
+names this task's TID) is that process's, never this one's.  Exit and exec differ only in
+the task's futex state afterwards (DEAD or OK again): after exec the task lives on with no
+robust list.
 
 The futex state machine (``futex_cleanup_begin`` / ``futex_cleanup_end``; the states and
 the mutex are in :mod:`futex.linux.pi_exit`)::

@@ -30,9 +30,10 @@ from futex.kernel import (
     fold_hash,
 )
 from futex.kernel.blocking import block
+from futex.kernel.caller import CallerState
 from futex.linux import abi
 from futex.linux.blocking import PendingWait
-from futex.linux.entry import syscall
+from futex.linux.entry import NAMES, syscall
 from futex.linux.exit import exec_futex, exit_futex, futex_cleanup_begin
 from futex.linux.facts import TASK_SIZE_MAX_4LEVEL, LinuxFacts
 from futex.linux.futexhash import PrivateHash, futex_hash_allocate_default
@@ -43,6 +44,9 @@ from futex.memory import AddressSpace
 from futex.memory.owner import ProcessMemory
 
 __all__ = ["LinuxKernel", "Process", "Task"]
+
+#: ``RESERVED_PIDS``: where pid allocation starts again once it passes ``pid_max``.
+_RESERVED_PIDS = 300
 
 
 class LinuxKernel:
@@ -121,16 +125,24 @@ class LinuxKernel:
         return total
 
     def _alloc_id_locked(self, wanted: int | None) -> int:
+        """A free pid/tid: ``wanted``, or the next one (``alloc_pid``: below ``pid_max``,
+        wrapping to 300 past it, as Linux skips the reserved low pids)."""
+        top = min(abi.FUTEX_TID_MASK, self.facts.pid_max - 1)
         if wanted is not None:
-            if not 0 < wanted <= abi.FUTEX_TID_MASK:
-                raise ValueError(f"tid must be in 1..{abi.FUTEX_TID_MASK:#x}, got {wanted}")
+            if not 0 < wanted <= top:
+                raise ValueError(f"tid must be in 1..{top} (pid_max {self.facts.pid_max}), "
+                                 f"got {wanted}")  # fmt: skip
             if wanted in self.tasks:
                 raise ValueError(f"tid {wanted} is taken")
             return wanted
-        while True:
+        for _ in range(top + 1):
             n = next(self._ids)
+            if n > top:
+                self._ids = itertools.count(min(_RESERVED_PIDS, top))
+                n = next(self._ids)
             if n not in self.tasks and n not in self.processes:
                 return n
+        raise RuntimeError(f"no free pid below pid_max {self.facts.pid_max} (Linux: EAGAIN)")
 
 
 class Process(ProcessMemory):
@@ -189,8 +201,13 @@ class Process(ProcessMemory):
         return Process(self.kernel, self.space.fork(), self.futex.fork())
 
 
-class Task:
-    """A task (thread): the caller of system calls."""
+class Task(CallerState[PendingWait]):
+    """A task (thread): the caller of system calls.
+
+    A task blocked in a call (``blocked`` set), exiting, in its exec or exited makes no
+    call: every call entry raises :class:`~futex.kernel.TaskStateError` (see
+    :mod:`futex.kernel.caller`).  :meth:`wait_blocked` lets another real thread wait until
+    the task is blocked in a call."""
 
     def __init__(self, process: Process, tid: int) -> None:
         self.process = process
@@ -209,8 +226,8 @@ class Task:
         #: Priority inheritance: the PI wait this task is in, the PI states it owns.
         self.pi_blocked_on: PiWaiter | None = None
         self.pi_states: list[PiState] = []
-        #: The futex call this task is blocked in, if any.
-        self.blocked: PendingWait | None = None
+        #: ``blocked``: the futex call this task is blocked in, if any.
+        self._init_caller()
         #: Calls made by this task (see :meth:`LinuxKernel.calls`).
         self.calls: Counter[str] = Counter()
         #: CLONE_CHILD_CLEARTID address; set_robust_list's head and length.
@@ -233,7 +250,9 @@ class Task:
 
     def set_scheduler(self, policy: int, priority: int = 0, nice: int = 0) -> None:
         """sched_setscheduler: SCHED_OTHER with ``nice`` in -20..19, or SCHED_FIFO /
-        SCHED_RR with ``priority`` in 1..99.  Raises ValueError otherwise."""
+        SCHED_RR with ``priority`` in 1..99.  Raises ValueError otherwise, and
+        PermissionError for an RT policy where the kernel's facts say this user may not
+        use one (``LinuxFacts.rt_sched``)."""
         if policy == abi.SCHED_OTHER:
             if priority != 0 or not -20 <= nice <= 19:
                 raise ValueError(
@@ -243,6 +262,11 @@ class Task:
         elif policy in (abi.SCHED_FIFO, abi.SCHED_RR):
             if not 1 <= priority <= 99:
                 raise ValueError(f"an RT policy takes priority 1..99, got {priority}")
+            if not self.kernel.facts.rt_sched:
+                raise PermissionError(
+                    "sched_setscheduler: EPERM: this user may not use SCHED_FIFO / SCHED_RR "
+                    "(LinuxFacts.rt_sched is false: no CAP_SYS_NICE, RLIMIT_RTPRIO 0)"
+                )
             normal = abi.MAX_RT_PRIO - 1 - priority
         else:
             raise ValueError(f"unknown scheduling policy {policy}")
@@ -250,15 +274,24 @@ class Task:
         self.queue_prio = min(normal, abi.MAX_RT_PRIO)
         self.process.futex.pi.set_normal_prio(self, normal)  # re-derives prio, boosts
 
+    def _call_refusal(self) -> str | None:
+        if not self.alive:
+            return "exited"
+        if self._releasing is not None:  # inside do_exit / execve: not in user mode
+            return "exiting" if self._releasing == "exit" else "exec"
+        return None
+
     def syscall(self, nr: int, *args: int) -> int:
         """System call ``nr`` (x86-64 numbers) with up to six raw register values; blocks
         the calling thread like :meth:`syscall_futex`.  Numbers outside the futex family
         (futex 202, set/get_robust_list 273/274, futex_waitv 449, futex_wake/wait/requeue
         454-456) answer -ENOSYS."""
+        self.check_call(_call_name(nr))
         return block(syscall(self, nr, args))
 
     def syscall_nb(self, nr: int, *args: int) -> int | PendingWait:
         """:meth:`syscall` without blocking (see :meth:`syscall_futex_nb`)."""
+        self.check_call(_call_name(nr))
         return syscall(self, nr, args)
 
     def begin_exit(self) -> None:
@@ -273,6 +306,7 @@ class Task:
         if pending is not None:
             pending.kill()
         futex_cleanup_begin(self)
+        self._state_changed()  # wait_blocked: it will never block again
 
     def begin_exec(self) -> None:
         """:meth:`begin_exit` for execve(2): ``futex_exec_release`` stopped after
@@ -305,6 +339,7 @@ class Task:
         exit_futex(self)
         self._releasing = None
         self.alive = False
+        self._state_changed()  # wait_blocked: it will never block again
         kernel = self.kernel
         with kernel._lock:
             kernel.tasks.pop(self.tid, None)
@@ -327,6 +362,7 @@ class Task:
     ) -> int:
         """futex(2) with the six raw register values; blocks the calling thread while
         the call waits.  Returns what the kernel returns: >= 0, or -errno."""
+        self.check_call("futex(2)")
         return block(sys_futex(self, uaddr, futex_op, val, utime, uaddr2, val3))
 
     def syscall_futex_nb(
@@ -334,6 +370,7 @@ class Task:
     ) -> int | PendingWait:
         """futex(2) without blocking: the result, or a :class:`PendingWait` that settles
         when the call would return (for cooperative schedulers)."""
+        self.check_call("futex(2)")
         return sys_futex(self, uaddr, futex_op, val, utime, uaddr2, val3)
 
     def interrupt(self, *, handler: bool = True, restart: bool = False) -> bool:
@@ -341,3 +378,11 @@ class Task:
         -EINTR or restarts (see :mod:`futex.linux.blocking`); returns whether it was."""
         pending = self.blocked
         return pending.interrupt(handler=handler, restart=restart) if pending else False
+
+
+def _call_name(nr: object) -> str:
+    """How :class:`~futex.kernel.TaskStateError` names system call ``nr``."""
+    if nr == abi.SYS_futex:
+        return "futex(2)"
+    name = NAMES.get(nr) if isinstance(nr, int) else None
+    return f"{name}(2)" if name is not None else f"system call {nr!r}"

@@ -50,17 +50,20 @@ EPERM; the key (EINVAL, EFAULT); with kernel waiters, the state must be the call
 owns the lock when it wakes (``wake_futex_pi``; a word changed under us: EAGAIN if only
 WAITERS appeared, else EINVAL); without waiters the word becomes 0 (EAGAIN if it changed).
 
-Exit (``exit_pi_state_list``): every PI state the task owns is handed to its top waiter,
-which, waking, fixes the word to ``(word & OWNER_DIED) | WAITERS | its TID``
-(``fixup_pi_state_owner``).  An owner that is exiting is looked at only by the first
-waiter (step 5): later ones attach to the PI state the first one made, whatever the
-owner's state (``attach_to_pi_state`` does not look), and are handed the lock in turn.
+Exit and exec (``exit_pi_state_list``): every PI state the task owns is handed to its top
+waiter, which, waking, fixes the word to ``OWNER_DIED | WAITERS | its TID``
+(``fixup_pi_state_owner`` of a state left without an owner).  The state may be keyed in
+another process (a private PI futex whose word names this task): the hand-off happens in
+the bucket its waiters are queued in, never the exiting task's.  An owner that is
+exiting is looked at only by the first waiter (step 5): later ones attach to the PI state
+the first one made, whatever the owner's state (``attach_to_pi_state`` does not look),
+and are handed the lock in turn.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from futex.kernel import (
     Bucket,
@@ -470,43 +473,69 @@ def _unlock_locked(
             if prev & _TID == uval:  # only WAITERS appeared: an unconditional unlock raced
                 raise _Retry
             return -abi.EINVAL
-        _hand_off_locked(task, b, state, woken)
+        _hand_off_locked(b, state, woken)
     return 0
 
 
-def _hand_off_locked(task: Task, b: Bucket, state: PiState, woken: list[Waiter]) -> None:
-    """Give ``state`` to its top waiter and dequeue that waiter (bucket and PI locks
-    held); the waiter is told after the locks are released."""
-    manager = task.process.futex
+def _hand_off_locked(b: Bucket, state: PiState, woken: list[Waiter]) -> None:
+    """Give ``state`` to its top waiter and dequeue that waiter from ``b``, the bucket it
+    is queued in (bucket and PI-domain locks held); the waiter is told after the locks
+    are released.  Only the waiter's own bucket is touched: whose process keyed the
+    futex does not matter here."""
     top = state.top()
     assert top is not None
     w: Waiter = top.waiter
+    assert w.bucket is b, "a PI waiter is handed the lock in the bucket it is queued in"
+    waiter = cast("Task", top.task)
+    manager = waiter.process.futex  # the waiter's: its process keyed the futex
     manager.pi.hand_off(state)
     manager.dequeue_locked(b, w)
     w.woken = True
     b.wakes += 1
     woken.append(w)
-    release_if_idle(task, state)
+    release_if_idle(waiter, state)
 
 
 def exit_pi_state_list(task: Task) -> None:
-    """Hand on every PI futex the exiting ``task`` still owns (Linux
-    ``exit_pi_state_list``): the top waiter gets the lock and fixes the word when it
-    wakes; OWNER_DIED, if the robust walk set it, stays."""
-    manager = task.process.futex
+    """Hand on every PI futex the exiting (or exec-ing) ``task`` still owns (Linux
+    ``exit_pi_state_list``, ``kernel/futex/core.c``).
+
+    For each PI state on the task's list, under the lock of the bucket its waiters are
+    queued in and then the PI-domain lock (the lock order), the state loses its owner
+    (``pi_state->owner = NULL``) and ``rt_mutex_futex_unlock`` hands the lock to the top
+    waiter.  That waiter, waking, writes its TID into the word with WAITERS and
+    OWNER_DIED (``__fixup_pi_state_owner``: ``/* Owner died? */ if (!pi_state->owner)
+    newtid |= FUTEX_OWNER_DIED``); an OWNER_DIED the robust walk set stays.  A state
+    nobody waits on is only dropped (``put_pi_state``).
+
+    Which bucket: a PI state belongs to the futex its *waiters* keyed, in their own
+    address space, which need not be the owner's -- a task of another process may block
+    on a *private* PI futex of its own whose word names this task
+    (``attach_to_pi_owner`` finds the TID kernel-wide).  Linux hashes ``pi_state->key``,
+    whose private form carries the waiter's ``mm``, so it locks the waiters' bucket and
+    never the owner's.  Here a private key is a bare address, scoped to the manager of
+    the process that made it, so the bucket is read from the queued top waiter
+    (``Waiter.bucket``, under the PI-domain lock) and checked again once the bucket lock
+    is held: a waiter that left, or a private-hash rehash that moved it, sends the loop
+    round again (Linux's ``head->next != next`` recheck).  Another process's queues are
+    touched only to dequeue the waiter handed the lock, exactly as its own unlock would.
+    """
+    domain = task.process.futex.pi
     while True:
-        with manager.pi.lock:
-            states = list(task.pi_states)
-        if not states:
-            return
-        for state in states:
-            b = manager.bucket_of(state.key)
-            woken: list[Waiter] = []
-            with b.lock, manager.pi.lock:
-                if state.owner is task:
-                    if state.waiters:
-                        state.waiters[0].owner_died = True  # its fixup adds OWNER_DIED
-                        _hand_off_locked(task, b, state, woken)
-                    else:
-                        manager.pi.attach(state, None)
-            notify_all(woken)
+        with domain.lock:
+            if not task.pi_states:
+                return
+            state = task.pi_states[0]
+            top = state.top()
+            if top is None:  # queued nowhere: nothing but the owner refers to it
+                domain.attach(state, None)
+                continue
+            b = top.waiter.bucket
+            assert b is not None, "a waiter blocked on a PI state is queued"
+        woken: list[Waiter] = []
+        with b.lock, domain.lock:
+            top = state.top()
+            if state.owner is task and top is not None and top.waiter.bucket is b:
+                top.owner_died = True  # pi_state->owner = NULL: its fixup adds OWNER_DIED
+                _hand_off_locked(b, state, woken)
+        notify_all(woken)

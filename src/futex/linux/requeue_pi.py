@@ -316,7 +316,10 @@ def _requeue_pi_locked(
         b1.wakes += 1
         woken.append(top)
         count = 1
-        state = next((s for s in owner_task.pi_states if s.key == k2), None)
+        # the state lock_pi_atomic just attached (set_waiters): the newest of the owner's
+        # with this key -- a private key is an address, which the owner may also hold a
+        # PI state at in another process (its states are listed in attach order)
+        state = next((s for s in reversed(owner_task.pi_states) if s.key == k2), None)
     else:
         state = got
     # "Requeue nr_requeue waiters and possibly one more" when the lock was not taken.

@@ -24,6 +24,7 @@ from collections.abc import Container, Iterator
 
 from futex.kernel import Clock, FutexManager, Key, RealClock
 from futex.kernel.blocking import block
+from futex.kernel.caller import CallerState
 from futex.liteos import abi
 from futex.liteos.blocking import PendingWait
 from futex.liteos.layout import LiteosLayout
@@ -176,8 +177,12 @@ def _check_priority(priority: int) -> None:
         )
 
 
-class Task:
-    """A LiteOS task (thread): the caller of ``SysFutex``."""
+class Task(CallerState[PendingWait]):
+    """A LiteOS task (thread): the caller of ``SysFutex``.
+
+    A blocked or exited task makes no call: :meth:`syscall_futex` raises
+    :class:`~futex.kernel.TaskStateError` (see :mod:`futex.kernel.caller`);
+    :meth:`wait_blocked` waits until the task is blocked in a call."""
 
     def __init__(self, process: Process, tid: int, priority: int) -> None:
         self.process = process
@@ -189,8 +194,8 @@ class Task:
         #: Calls made with this set behave as from interrupt context (OS_INT_ACTIVE):
         #: a WAIT answers -LOS_EINTR before any other check.
         self.in_interrupt = False
-        #: The futex wait this task is blocked in, if any.
-        self.blocked: PendingWait | None = None
+        #: ``blocked``: the futex wait this task is blocked in, if any.
+        self._init_caller()
 
     def __repr__(self) -> str:
         state = " blocked" if self.blocked is not None else ""
@@ -201,15 +206,15 @@ class Task:
         _check_priority(priority)
         self.priority = priority
 
+    def _call_refusal(self) -> str | None:
+        return None if self.alive else "exited"
+
     def syscall_futex_nb(
         self, uaddr: int, flags: int, val: int, abs_time: int, new_uaddr: int
     ) -> int | PendingWait:
         """``SysFutex`` without blocking: the result (0 or a negated LOS code), or a
         :class:`~futex.liteos.PendingWait` that settles when the wait would return."""
-        if not self.alive:
-            raise RuntimeError(f"task {self.tid} has exited")
-        if self.blocked is not None:
-            raise RuntimeError(f"task {self.tid} is blocked in a futex wait and makes no calls")
+        self.check_call("SysFutex")
         return sys_futex(self, uaddr, flags, val, abs_time, new_uaddr)
 
     def syscall_futex(self, uaddr: int, flags: int, val: int, abs_time: int, new_uaddr: int) -> int:
@@ -238,6 +243,7 @@ class Task:
         if pending is not None:
             pending.kill()
         self.alive = False
+        self._state_changed()  # wait_blocked: it will never block again
         kernel = self.kernel
         with kernel._lock:
             kernel.tasks.pop(self.tid, None)

@@ -37,7 +37,8 @@ import threading
 
 from futex.kernel.keys import Key
 from futex.liteos import abi
-from futex.memory import PAGE_SIZE, AddressSpace
+from futex.memory import PAGE_SIZE, AddressSpace, MappingError
+from futex.memory.args import first_fit
 from futex.memory.owner import SpaceAtomics
 
 __all__ = ["PHYS_BASE", "FutexTarget", "PhysicalMemory", "find_free"]
@@ -115,14 +116,10 @@ class FutexTarget(SpaceAtomics):
 
 def find_free(space: AddressSpace, size: int, base: int, end: int) -> int:
     """The lowest page address ``>= base`` where ``size`` bytes fit below ``end`` without
-    touching a mapping of ``space`` (LiteOS places mmaps in its map region)."""
-    pos = base
-    for m in space.mappings:
-        if m.end <= pos:
-            continue
-        if m.start >= pos + size:
-            break
-        pos = m.end
+    touching a mapping of ``space``: LiteOS places mmaps in its map region, first fit
+    from the map base (``OsAllocRange`` walking the regions' red-black tree in address
+    order).  Nothing fits: MappingError (``LOS_MMap``'s ENOMEM), and nothing changed."""
+    pos = first_fit(space.mappings, size, base)
     if pos + size > end:
-        raise MemoryError(f"no room for {size:#x} bytes in [{base:#x}, {end:#x})")
+        raise MappingError(f"no room for {size:#x} bytes in [{base:#x}, {end:#x})")
     return pos

@@ -53,6 +53,14 @@ page away.
 A file page wholly past the end of the file faults (Linux delivers SIGBUS; futex(2) answers
 EFAULT).
 
+Mapping calls
+-------------
+``mmap`` / ``munmap`` / ``mprotect`` check every argument, type then range, before they
+touch anything (:mod:`futex.memory.args`): TypeError or :class:`MappingError`, and a
+refused call leaves the mappings, the pages and the placement hint as they were.  Without
+an address, a mapping goes to the first gap from the end of the last placed mapping, then
+from the mmap base (``_DEFAULT_MMAP_BASE``) before it is refused.
+
 Futex keys
 ----------
 :meth:`AddressSpace.futex_key` produces the three key kinds of :mod:`futex.kernel.keys`,
@@ -75,6 +83,7 @@ from dataclasses import dataclass
 
 from futex.kernel.errors import MemoryFault
 from futex.kernel.keys import Key, mappable_key, shared_private_key
+from futex.memory.args import check_mmap, check_prot, check_range, place
 from futex.memory.objects import (
     _LOCK,
     _PROT_ALL,
@@ -164,10 +173,6 @@ class Mapping:
         return left, right
 
 
-def _page_align(n: int) -> int:
-    return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
-
-
 class AddressSpace:
     """An emulated address space (Linux's ``mm``): mappings, private pages and atomics.
 
@@ -221,27 +226,29 @@ class AddressSpace:
         """Map ``length`` bytes and return the address.
 
         ``addr`` places the mapping exactly there (like MAP_FIXED: it replaces what was
-        mapped); otherwise the first free range above the mmap base is used.  ``file`` maps
-        a :class:`MemoryObject` from ``offset``; without it the mapping is anonymous (a new
-        :class:`AnonymousMemory` when ``shared``).
+        mapped); otherwise the first free range above the mmap base is used (from where
+        the last placed mapping ended, then once more from the base: see
+        :mod:`futex.memory.args`).  ``file`` maps a :class:`MemoryObject` from ``offset``;
+        without it the mapping is anonymous (a new :class:`AnonymousMemory` when
+        ``shared``; ``offset`` is then ignored, as ``do_mmap`` ignores ``pgoff`` for
+        anonymous memory).
+
+        Every argument is checked first (:func:`futex.memory.args.check_mmap`): a wrong
+        type is TypeError, a bad value MappingError, and a refused call changes nothing.
         """
-        if length <= 0:
-            raise MappingError(f"length must be positive, got {length}")
-        if prot & ~_PROT_ALL:
-            raise MappingError(f"unknown protection bits {prot:#x}")
-        if offset % PAGE_SIZE or offset < 0:
-            raise MappingError(f"offset {offset:#x} is not a non-negative multiple of the page")
-        size = _page_align(length)
+        size = check_mmap(length, prot, shared, addr, file, offset, self.task_size)
         with _LOCK:
+            placed = addr is None
             if addr is None:
-                addr = self._find_free(size)
-            elif addr % PAGE_SIZE:
-                raise MappingError(f"address {addr:#x} is not page aligned")
-            if addr < 0 or addr + size > self.task_size:
-                raise MappingError(f"[{addr:#x}, {addr + size:#x}) is outside user space")
+                addr = place(self._maps, size, self._next_base, _DEFAULT_MMAP_BASE,
+                             self.task_size)
             obj = file
-            if obj is None and shared:
-                obj = AnonymousMemory(size)
+            if obj is None:
+                offset = 0
+                if shared:
+                    obj = AnonymousMemory(size)
+            if placed:
+                self._next_base = addr + size
             self._unmap_locked(addr, addr + size)
             self._last = None
             mapping = Mapping(addr, addr + size, prot, shared, obj, offset)
@@ -252,18 +259,15 @@ class AddressSpace:
 
     def munmap(self, addr: int, length: int) -> None:
         """Unmap ``[addr, addr+length)``; unmapped parts of the range are ignored."""
-        if addr % PAGE_SIZE or length <= 0:
-            raise MappingError(f"bad munmap range {addr:#x}+{length:#x}")
+        end = check_range("munmap", addr, length, self.task_size)
         with _LOCK:
-            self._unmap_locked(addr, addr + _page_align(length))
+            self._unmap_locked(addr, end)
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
-        """Change the protection of ``[addr, addr+length)``, which must be wholly mapped."""
-        if addr % PAGE_SIZE or length <= 0:
-            raise MappingError(f"bad mprotect range {addr:#x}+{length:#x}")
-        if prot & ~_PROT_ALL:
-            raise MappingError(f"unknown protection bits {prot:#x}")
-        end = addr + _page_align(length)
+        """Change the protection of ``[addr, addr+length)``, which must be wholly mapped
+        (MemoryFault otherwise, with nothing changed)."""
+        end = check_range("mprotect", addr, length, self.task_size)
+        prot = check_prot(prot)
         with _LOCK:
             pos = addr
             while pos < end:
@@ -276,17 +280,6 @@ class AddressSpace:
             for m in self._maps:
                 if addr <= m.start and m.end <= end:
                     m.prot = prot
-
-    def _find_free(self, size: int) -> int:
-        base = self._next_base
-        for m in self._maps:
-            if m.end <= base:
-                continue
-            if m.start >= base + size:
-                break
-            base = m.end
-        self._next_base = base + size
-        return base
 
     def _split_at(self, at: int) -> None:
         self._last = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from futex.memory import PROT_READ, PROT_WRITE, AddressSpace, MemoryObject
+from futex.memory.args import check_mmap
 
 __all__ = ["ProcessMemory", "SpaceAtomics"]
 
@@ -44,7 +45,8 @@ class ProcessMemory(SpaceAtomics):
 
     def mmap_place(self, length: int) -> int | None:
         """Where a mapping without an address goes (``None``: the address space's
-        default placement)."""
+        default placement).  ``length`` is checked and page aligned already; raise
+        MappingError when nothing fits, changing nothing."""
         return None
 
     def mmap(
@@ -57,9 +59,14 @@ class ProcessMemory(SpaceAtomics):
         file: MemoryObject | None = None,
         offset: int = 0,
     ) -> int:
-        """Map memory; see :meth:`futex.memory.AddressSpace.mmap`."""
+        """Map memory; see :meth:`futex.memory.AddressSpace.mmap`.
+
+        Every argument is checked before :meth:`mmap_place` sees it
+        (:func:`futex.memory.args.check_mmap`): TypeError or MappingError, and a refused
+        call changes nothing."""
+        size = check_mmap(length, prot, shared, addr, file, offset, self.space.task_size)
         if addr is None:
-            addr = self.mmap_place(length)
+            addr = self.mmap_place(size)
         return self.space.mmap(
             length, prot=prot, shared=shared, addr=addr, file=file, offset=offset
         )

@@ -15,12 +15,29 @@ wait                       null or misaligned pointer -> INVALID_ARGS; the owner
 wake / wake_single_owner   null or misaligned -> INVALID_ARGS; no waiters -> OK; wake up to
                            n; RELEASE: unowned (even n = 0); ASSIGN_WOKEN: the woken thread
                            owns it if waiters remain
-requeue(_single_owner)     both pointers; the same futex -> INVALID_ARGS (before reading);
-                           read the wake word: mismatch -> BAD_STATE; kept owner error;
-                           owner waits on either futex -> INVALID_ARGS; wake, move, assign
+requeue(_single_owner)     both pointers, and a requeue pointer outside the user address
+                           range -> INVALID_ARGS; the same futex -> INVALID_ARGS (before
+                           reading); read the wake word: mismatch -> BAD_STATE; kept owner
+                           error; owner waits on either futex -> INVALID_ARGS; then wake,
+                           move, assign (nothing changes before every check has passed)
 get_owner                  pointer; owner koid or ZX_KOID_INVALID; store (fault or null ->
                            INVALID_ARGS)
 =========================  =============================================================
+
+Arguments are the C prototype's (``zircon/syscalls.h``): pointers are 64-bit
+(``uintptr_t``), counts ``uint32_t``, ``current_value`` a 32-bit ``zx_futex_t``, handles
+``zx_handle_t`` (``uint32_t``), deadlines ``zx_time_t`` (``int64_t``); a Python int out of
+range is truncated as the C call would (``wake_count=-1`` is ``UINT32_MAX``), anything
+else raises ``TypeError`` naming the argument.  The caller must be a running thread that is
+not blocked in a call (:class:`~futex.kernel.TaskStateError` otherwise; see
+:mod:`futex.kernel.caller`).
+
+The requeue pointer is never read: Zircon only checks that it is non-null and aligned
+(``ValidateFutexPointer``) and keys by it.  One outside the user address range cannot be
+keyed here, and ``docs/reference/syscalls/futex_requeue.md`` lists "not a valid userspace
+pointer" under ZX_ERR_INVALID_ARGS, so it is refused with the pointer checks, before any
+queue is touched ("if the call fails for any reason, no changes to ownership for either
+futex are made").  An unmapped requeue pointer inside the range is a key like any other.
 
 Ownership (``docs/reference/kernel_objects/futex.md``): a futex is unowned or has one
 owner; a futex without waiters has no owner (``ResetOwnerIfNoWaiters``); a dying or dead
@@ -42,9 +59,17 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from futex.kernel import MATCH_ANY, ClockId, MemoryFault, PiState, Waiter
+from futex.kernel import (
+    MATCH_ANY,
+    ClockId,
+    MemoryFault,
+    MisalignedAddress,
+    PiDeadlock,
+    PiState,
+    Waiter,
+)
 from futex.kernel.core import notify_all
 from futex.zircon import abi
 from futex.zircon.blocking import ZirconPendingWait
@@ -63,9 +88,38 @@ __all__ = [
 ]
 
 
+_U32 = 0xFFFFFFFF
+_U64 = (1 << 64) - 1
+
+
+def _s64(value: int) -> int:
+    """A ``zx_time_t`` (int64_t) register."""
+    value &= _U64
+    return value - (1 << 64) if value >> 63 else value
+
+
+def _bad_argument(call: str, **args: object) -> NoReturn:
+    for name, value in args.items():
+        if not isinstance(value, int):
+            raise TypeError(
+                f"{call} argument {name} must be an int, got {type(value).__name__}: {value!r}"
+            )
+    raise TypeError(f"{call} arguments must be ints")
+
+
 def _bad_pointer(addr: int) -> bool:
     """``ValidateFutexPointer``: null or not ``sizeof(zx_futex_t)``-aligned."""
     return addr == 0 or addr % abi.FUTEX_ALIGN != 0
+
+
+def _unkeyable(process: Process, addr: int) -> bool:
+    """Whether the futex at ``addr`` (aligned) has no key here: outside the user address
+    range, "not a valid userspace pointer" (``futex_requeue.md``)."""
+    try:
+        process.futex.key(process.space, addr, True)
+    except (MemoryFault, MisalignedAddress):
+        return True
+    return False
 
 
 def _resolve_owner(thread: Thread, handle: int) -> tuple[int, Thread | None]:
@@ -164,7 +218,15 @@ class WaitRequest:
             self.waiter = w
             state = _state_locked(process, key)
             _assign_locked(process, state, owner, t)  # assigned first, then block
-            pw = t.kernel.pi.block(state, t)
+            pi = t.kernel.pi
+            try:
+                pw = pi.block(state, t)
+            except PiDeadlock:
+                # An owner chain longer than the PI walk follows: as for a cycle, the owner
+                # becomes nothing and the wait goes on (LockForOwnerReplacement); block()
+                # queued nothing, and with no owner it cannot fail.
+                pi.attach(state, None)
+                pw = pi.block(state, t)
             pw.waiter = w
             t.blocking_futex = key
         return None
@@ -194,11 +256,19 @@ class WaitRequest:
 def futex_wait(
     thread: Thread, value_ptr: int, current_value: int, new_futex_owner: int, deadline: int
 ) -> int | ZirconPendingWait:
-    _check_running(thread)
+    """``sys_futex_wait`` -> ``FutexContext::FutexWait``."""
+    try:
+        value_ptr &= _U64
+        current_value &= _U32
+        new_futex_owner &= _U32
+        deadline = _s64(deadline)
+    except TypeError:
+        _bad_argument("zx_futex_wait", value_ptr=value_ptr, current_value=current_value,
+                      new_futex_owner=new_futex_owner, deadline=deadline)
     if _bad_pointer(value_ptr):
         return abi.ZX_ERR_INVALID_ARGS
     when = None if deadline == abi.ZX_TIME_INFINITE else (ClockId.MONOTONIC, deadline)
-    request = WaitRequest(thread, value_ptr, current_value & 0xFFFFFFFF, new_futex_owner)
+    request = WaitRequest(thread, value_ptr, current_value, new_futex_owner)
     return ZirconPendingWait(thread, when, request, thread.kernel.clock).start()
 
 
@@ -206,7 +276,13 @@ def futex_wait(
 
 
 def futex_wake(thread: Thread, value_ptr: int, wake_count: int, *, assign_woken: bool) -> int:
-    _check_running(thread)
+    """``sys_futex_wake`` / ``sys_futex_wake_single_owner`` -> ``FutexContext::FutexWake``
+    (RELEASE / ASSIGN_WOKEN)."""
+    try:
+        value_ptr &= _U64
+        wake_count &= _U32
+    except TypeError:
+        _bad_argument("zx_futex_wake", value_ptr=value_ptr, wake_count=wake_count)
     if _bad_pointer(value_ptr):
         return abi.ZX_ERR_INVALID_ARGS
     process = thread.process
@@ -215,9 +291,7 @@ def futex_wake(thread: Thread, value_ptr: int, wake_count: int, *, assign_woken:
         state = process.states.get(value_ptr)
         if state is None:
             return abi.ZX_OK if ZIRCON_POLICY.empty_wake is None else ZIRCON_POLICY.empty_wake
-        process.futex.wake(
-            process.space, value_ptr, True, MATCH_ANY, wake_count & 0xFFFFFFFF, woken
-        )
+        process.futex.wake(process.space, value_ptr, True, MATCH_ANY, wake_count, woken)
         _woken_locked(woken)
         new_owner = woken[0].owner if assign_woken and woken and state.waiters else None
         thread.kernel.pi.attach(state, new_owner)
@@ -240,13 +314,26 @@ def futex_requeue(
     *,
     assign_woken: bool,
 ) -> int:
-    _check_running(thread)
-    if _bad_pointer(value_ptr) or _bad_pointer(requeue_ptr):
+    """``sys_futex_requeue`` / ``sys_futex_requeue_single_owner`` ->
+    ``FutexContext::FutexRequeue``: every check, then ``WakeAndRequeue``.  Nothing can
+    fail once a queue or an owner has changed."""
+    try:
+        value_ptr &= _U64
+        wake_count &= _U32
+        current_value &= _U32
+        requeue_ptr &= _U64
+        requeue_count &= _U32
+        new_requeue_owner &= _U32
+    except TypeError:
+        _bad_argument("zx_futex_requeue", value_ptr=value_ptr, wake_count=wake_count,
+                      current_value=current_value, requeue_ptr=requeue_ptr,
+                      requeue_count=requeue_count, new_requeue_owner=new_requeue_owner)
+    process = thread.process
+    if _bad_pointer(value_ptr) or _bad_pointer(requeue_ptr) or _unkeyable(process, requeue_ptr):
         return abi.ZX_ERR_INVALID_ARGS
     if value_ptr == requeue_ptr and ZIRCON_POLICY.same_futex_requeue is not None:
         return ZIRCON_POLICY.same_futex_requeue
     owner_status, owner = _resolve_owner(thread, new_requeue_owner)
-    process = thread.process
     pi = thread.kernel.pi
     woken: list[Waiter] = []
     with thread.kernel.lock:
@@ -254,7 +341,7 @@ def futex_requeue(
             cur = process.space.load_u32(value_ptr)
         except MemoryFault:
             return abi.ZX_ERR_INVALID_ARGS
-        if cur != current_value & 0xFFFFFFFF:
+        if cur != current_value:
             return ZIRCON_POLICY.value_mismatch
         if owner_status != abi.ZX_OK:
             return owner_status
@@ -262,23 +349,28 @@ def futex_requeue(
             return abi.ZX_ERR_INVALID_ARGS
         if owner is not None and not _alive(owner):
             owner = None
+        # Every check has passed: from here on the call changes state and cannot fail.
         src = process.states.get(value_ptr)
-        dst = _state_locked(process, requeue_ptr)
-        pi.attach(dst, None)  # the old target owner goes first (WakeAndRequeue step 2)
+        dst = process.states.get(requeue_ptr)
+        if dst is not None:
+            pi.attach(dst, None)  # the old target owner goes first (WakeAndRequeue step 2)
         if src is not None:
             _, moved = process.futex.requeue(
                 process.space, value_ptr, requeue_ptr, True,
-                wake_count & 0xFFFFFFFF, requeue_count & 0xFFFFFFFF, None, woken,
+                wake_count, requeue_count, None, woken,
             )
             _woken_locked(woken)
             if moved:
+                if dst is None:
+                    dst = _state_locked(process, requeue_ptr)
                 _move_locked(process, src, dst, requeue_ptr)
             new_owner = woken[0].owner if assign_woken and woken and src.waiters else None
             pi.attach(src, new_owner)
             _reset_if_idle_locked(process, src)
-        if dst.waiters:  # owned only while it has waiters
-            _assign_locked(process, dst, owner, None)
-        _reset_if_idle_locked(process, dst)
+        if dst is not None:
+            if dst.waiters:  # owned only while it has waiters
+                _assign_locked(process, dst, owner, None)
+            _reset_if_idle_locked(process, dst)
     notify_all(woken)
     return abi.ZX_OK
 
@@ -302,6 +394,10 @@ def _move_locked(process: Process, src: PiState, dst: PiState, key: int) -> None
 
 def get_owner(thread: Thread, value_ptr: int) -> tuple[int, int]:
     """``FutexGetOwner`` without the store: (status, koid)."""
+    try:
+        value_ptr &= _U64
+    except TypeError:
+        _bad_argument("zx_futex_get_owner", value_ptr=value_ptr)
     if _bad_pointer(value_ptr):
         return abi.ZX_ERR_INVALID_ARGS, abi.ZX_KOID_INVALID
     owner = thread.process.owner_of(value_ptr)
@@ -309,7 +405,12 @@ def get_owner(thread: Thread, value_ptr: int) -> tuple[int, int]:
 
 
 def futex_get_owner(thread: Thread, value_ptr: int, koid_ptr: int) -> int:
-    _check_running(thread)
+    """``sys_futex_get_owner`` -> ``FutexContext::FutexGetOwner``."""
+    try:
+        value_ptr &= _U64
+        koid_ptr &= _U64
+    except TypeError:
+        _bad_argument("zx_futex_get_owner", value_ptr=value_ptr, koid=koid_ptr)
     status, koid = get_owner(thread, value_ptr)
     if status != abi.ZX_OK:
         return status
@@ -339,9 +440,3 @@ def _alive(thread: Thread) -> bool:
 
     return thread.state is ThreadState.RUNNING
 
-
-def _check_running(thread: Thread) -> None:
-    from futex.zircon.kernel import ThreadState
-
-    if thread.state is not ThreadState.RUNNING:
-        raise RuntimeError(f"thread {thread.koid} is {thread.state.value}: it cannot call")

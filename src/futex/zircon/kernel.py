@@ -38,6 +38,8 @@ from futex.kernel import (
     RealClock,
 )
 from futex.kernel.blocking import block
+from futex.kernel.caller import CallerState
+from futex.kernel.errors import TaskStateError
 from futex.memory import AddressSpace
 from futex.memory.owner import ProcessMemory
 from futex.zircon import abi, futex
@@ -206,8 +208,13 @@ class Process(ProcessMemory):
         return owner
 
 
-class Thread:
-    """A Zircon thread: koid, priority, state, and the futex system calls it makes."""
+class Thread(CallerState[ZirconPendingWait]):
+    """A Zircon thread: koid, priority, state, and the futex system calls it makes.
+
+    Only a running thread that is not blocked in a call makes calls: every ``futex_*``
+    method raises :class:`~futex.kernel.TaskStateError` (state ``"new"``, ``"exited"`` or
+    ``"blocked"``) otherwise (see :mod:`futex.kernel.caller`); :meth:`wait_blocked` waits
+    until the thread is blocked in a call."""
 
     def __init__(self, process: Process, name: str, priority: int) -> None:
         _check_priority(priority)
@@ -222,8 +229,8 @@ class Thread:
         self.pi_states: list[PiState] = []
         #: The futex this thread is blocked on (``blocking_futex_id_``; follows requeues).
         self.blocking_futex: int | None = None
-        #: The futex call this thread is blocked in, if any.
-        self.blocked: ZirconPendingWait | None = None
+        #: ``blocked``: the futex call this thread is blocked in, if any.
+        self._init_caller()
 
     def __repr__(self) -> str:
         return f"<Thread koid={self.koid} {self.name!r} {self.state.value} prio={self.priority}>"
@@ -259,11 +266,12 @@ class Thread:
         then every futex the thread owns becomes unowned (``DisownAllQueues``); their
         waiters stay blocked."""
         if self.state is ThreadState.DEAD:
-            raise RuntimeError(f"thread {self.koid} has already exited")
+            raise TaskStateError(self, self.koid, "exited", "zx_thread_exit")
         pending = self.blocked
         if pending is not None:
             pending.kill()
         futex.thread_exit(self)
+        self._state_changed()  # wait_blocked: it will never block again
 
     def suspend(self) -> bool:
         """Suspend the thread and resume it at once: a futex wait it is blocked in is
@@ -274,6 +282,11 @@ class Thread:
         return pending.interrupt() if pending is not None else False
 
     # -- system calls --------------------------------------------------------------------
+
+    def _call_refusal(self) -> str | None:
+        if self.state is ThreadState.RUNNING:
+            return None
+        return "new" if self.state is ThreadState.NEW else "exited"
 
     def futex_wait(
         self, value_ptr: int, current_value: int, new_futex_owner: int, deadline: int
@@ -286,17 +299,20 @@ class Thread:
     ) -> int | ZirconPendingWait:
         """``zx_futex_wait`` without blocking: the status, or a pending wait (cooperative
         schedulers: ``add_done_callback``)."""
+        self.check_call("zx_futex_wait")
         return self._policy(futex.futex_wait(self, value_ptr, current_value, new_futex_owner,
                                              deadline))
 
     def futex_wake(self, value_ptr: int, wake_count: int) -> int:
         """``zx_futex_wake``: wake up to ``wake_count`` (uint32) waiters; the futex
         becomes unowned."""
+        self.check_call("zx_futex_wake")
         return futex.futex_wake(self, value_ptr, wake_count, assign_woken=False)
 
     def futex_wake_single_owner(self, value_ptr: int) -> int:
         """``zx_futex_wake_single_owner``: wake one waiter and make it the owner (if
         waiters remain)."""
+        self.check_call("zx_futex_wake_single_owner")
         return futex.futex_wake(self, value_ptr, 1, assign_woken=True)
 
     def futex_requeue(
@@ -309,6 +325,7 @@ class Thread:
         new_requeue_owner: int,
     ) -> int:
         """``zx_futex_requeue``."""
+        self.check_call("zx_futex_requeue")
         return self._policy(futex.futex_requeue(
             self, value_ptr, wake_count, current_value, requeue_ptr, requeue_count,
             new_requeue_owner, assign_woken=False,
@@ -323,6 +340,7 @@ class Thread:
         new_requeue_owner: int,
     ) -> int:
         """``zx_futex_requeue_single_owner``: wake one (it owns the wake futex)."""
+        self.check_call("zx_futex_requeue_single_owner")
         return self._policy(futex.futex_requeue(
             self, value_ptr, 1, current_value, requeue_ptr, requeue_count,
             new_requeue_owner, assign_woken=True,
@@ -331,11 +349,13 @@ class Thread:
     def futex_get_owner(self, value_ptr: int, koid_ptr: int) -> int:
         """``zx_futex_get_owner``: store the owner's koid (or ZX_KOID_INVALID) as a
         uint64 at ``koid_ptr``; returns the status."""
+        self.check_call("zx_futex_get_owner")
         return futex.futex_get_owner(self, value_ptr, koid_ptr)
 
     def get_owner(self, value_ptr: int) -> int:
         """The owner koid of the futex at ``value_ptr`` without a user pointer (a
-        convenience over :meth:`futex_get_owner`; raises ValueError on a bad pointer)."""
+        convenience over :meth:`futex_get_owner`; raises ValueError on a bad pointer).
+        An observer, not a call of this thread: allowed in any state."""
         status, koid = futex.get_owner(self, value_ptr)
         if status != abi.ZX_OK:
             raise ValueError(f"zx_futex_get_owner({value_ptr:#x}): {abi.STATUS_NAMES[status]}")
