@@ -13,10 +13,12 @@ Word
     numpy array, ...  The Word holds the buffer export for its lifetime (or until
     ``release()`` / the end of a ``with`` block), so the memory cannot be closed or
     resized under it: ``mmap.close()``, ``SharedMemory.close()`` and resizing a
-    bytearray raise BufferError meanwhile.  Bad input raises at construction:
-    TypeError for a buffer that is read-only, non-contiguous, or no buffer at all;
-    ValueError for an offset that is misaligned (the word's address must be a multiple
-    of 4) or out of range, or a buffer smaller than 4 bytes.
+    bytearray raise BufferError meanwhile (``ctypes.resize()`` alone ignores buffer
+    exports, a CPython limitation: never resize a ctypes array a live Word is on).
+    Bad input raises at construction: TypeError for a buffer that is read-only,
+    non-contiguous, or no buffer at all; ValueError for an offset that is misaligned
+    (the word's address must be a multiple of 4) or out of range, or a buffer smaller
+    than 4 bytes.
 
     Values are unsigned 32-bit ints; arguments may be given in ``-2**31 .. 2**32-1``
     (negative ones wrap).  Atomics are sequentially consistent: ``load``, ``store``,
@@ -61,8 +63,26 @@ Blocking and signals
     Ctrl-C), the call ends with that exception, else it sleeps again until the *same*
     deadline.  Handlers run only in the main thread, and a process-directed signal
     may be delivered to another thread: then the main thread's wait is not
-    interrupted.  FUTEX_LOCK_PI is restarted by the kernel itself, so a handler's
-    exception shows once the lock is taken or the timeout expires.
+    interrupted.  FUTEX_LOCK_PI and LOCK_PI2 never end with EINTR (the kernel
+    restarts them after a signal), so in the main thread ``lock_pi`` and ``lock_pi2``
+    sleep in slices of 20 ms and run the handlers after each: Ctrl-C ends them within
+    a slice (also when the signal went to another thread), a returning handler leaves
+    the deadline as it was, and a lock the kernel granted while a handler raised is
+    unlocked again (handed on) before the exception propagates: a Ctrl-C never leaves
+    the caller holding a lock it was not told about (save one that arrives after the
+    call's last check, as with ``threading.Lock``).  Between two slices the caller is
+    briefly off the lock's wait list.  Other threads sleep in one call: Python runs no
+    handlers there.
+
+Arguments
+    Every call converts all its arguments before it touches the word's memory, and
+    then checks that the Word is still live: an ``__index__``, ``__float__`` or
+    ``__bool__`` (or waitv's iterable) that calls ``release()`` gets ValueError ("the
+    Word was released while the arguments were converted"); one that tries to close
+    or resize the buffer under the live Word gets the exporter's BufferError; one that
+    raises keeps its exception.  A timeout may be an int of any size (beyond ~31.7
+    million years: forever; negative: already expired); NaN is ValueError; a
+    non-number TypeError.
 
 Sharing a Word with another process
     A Word on an anonymous ``mmap.mmap(-1, n)`` is inherited across ``os.fork``.  A

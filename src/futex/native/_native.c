@@ -197,11 +197,29 @@ nf_deadline(PyObject *timeout, clockid_t clock, struct timespec *ts, int *has)
     if (timeout == NULL || timeout == Py_None) {
         return 0;
     }
-    double t = PyFloat_AsDouble(timeout);
-    if (t == -1.0 && PyErr_Occurred()) {
-        PyErr_Format(PyExc_TypeError, "timeout must be a number of seconds or None, not '%.200s'",
-                     Py_TYPE(timeout)->tp_name);
-        return -1;
+    double t;
+    if (PyLong_Check(timeout)) {
+        /* An int of any size: beyond a long long it is forever, or long expired. */
+        int overflow = 0;
+        long long whole = PyLong_AsLongLongAndOverflow(timeout, &overflow);
+        if (whole == -1 && PyErr_Occurred()) {
+            return -1;
+        }
+        if (overflow > 0) {
+            return 0;
+        }
+        t = overflow < 0 ? -1.0 : (double)whole;
+    }
+    else {
+        t = PyFloat_AsDouble(timeout); /* may run Python code: __float__ or __index__ */
+        if (t == -1.0 && PyErr_Occurred()) {
+            if (PyErr_ExceptionMatches(PyExc_TypeError)) { /* not a number: say what is */
+                PyErr_Format(PyExc_TypeError,
+                             "timeout must be a number of seconds or None, not '%.200s'",
+                             Py_TYPE(timeout)->tp_name);
+            }
+            return -1; /* else what the conversion raised, unchanged */
+        }
     }
     if (isnan(t)) {
         PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
@@ -468,7 +486,6 @@ native_waitv(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
         }
         words[i] = w;
         vs[i].val = expected;
-        vs[i].uaddr = (uint64_t)(uintptr_t)w->addr;
         vs[i].flags = NF_FUTEX2_SIZE_U32 | (uint32_t)w->private_flag;
         vs[i].reserved = 0;
     }
@@ -476,6 +493,18 @@ native_waitv(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
     int has_deadline;
     if (nf_deadline(a[1], CLOCK_MONOTONIC, &deadline, &has_deadline) < 0) {
         goto done;
+    }
+    /* Every conversion is done (each could have run Python code that released a Word,
+     * or unmapped its memory): only now read the addresses (the rule in _native.h). */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (words[i]->addr == NULL) {
+            PyErr_Format(PyExc_ValueError,
+                         "waitv() waiter %zd: the Word was released while the arguments were "
+                         "converted (by Python code that a conversion ran)",
+                         i);
+            goto done;
+        }
+        vs[i].uaddr = (uint64_t)(uintptr_t)words[i]->addr;
     }
     /* As the kernel would answer EAGAIN; saves dropping the GIL for nothing. */
     for (Py_ssize_t i = 0; i < n; i++) {

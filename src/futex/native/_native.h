@@ -20,9 +20,39 @@
  * A Word's memory stays mapped while a blocking call uses it: the call holds a
  * reference to the Word and bumps Word.busy, and Word.release() refuses while busy.
  *
+ * Arguments first, memory second (the other invariant): converting an argument can run
+ * Python code (__index__, __float__, __bool__, a waitv iterable) that releases the Word
+ * and then closes, resizes or frees its memory.  So every method converts all of its
+ * arguments, then checks that the Word (and any other Word it uses) is still live
+ * (STILL_LIVE), and only then reads self->addr; nothing between that check and the
+ * memory access runs Python code, and from there a blocking call is covered by busy.
+ *
  * Timeouts become absolute deadlines once, before the first syscall; a wait that a
  * signal interrupts (EINTR) runs the Python signal handlers and, if none raised,
  * goes back to sleep with the same deadline.
+ *
+ * FUTEX_LOCK_PI and FUTEX_LOCK_PI2 never fail with EINTR: the kernel restarts them
+ * after a signal handler (-ERESTARTNOINTR), so the C-level handler Python installs runs
+ * but the Python one never gets its turn.  In the thread that runs Python's handlers
+ * (the main thread, taken to be the process's first thread: tid == pid, also in a fork
+ * child), lock_pi and lock_pi2 therefore sleep in slices of at most NF_PI_SLICE_NS,
+ * each an absolute deadline min(the call's deadline, now + slice) on the call's clock;
+ * a slice that ends (ETIMEDOUT before the call's deadline) counts as EINTR: the
+ * handlers run, and an exception they raise ends the call, else it locks again with
+ * the same deadline.  The kernel never loses a grant to a timeout: a waiter that is
+ * given the lock as its slice expires returns 0 (futex_lock_pi's fixup_pi_owner).
+ * After a grant the handlers run once more; if one raises, FUTEX_UNLOCK_PI hands the
+ * lock on and the call ends with the exception, so that a Ctrl-C that raced the grant
+ * does not leave the caller holding a lock it was never told about (only a signal
+ * after that last check still lands after the return, as with threading.Lock).  A
+ * signal that landed on another thread (whose C handler only records it) is run too,
+ * at the next slice's end.  Between two slices the thread is briefly off the lock's
+ * wait list (an unlock meanwhile leaves the word 0, and the next slice takes it); a
+ * step of CLOCK_REALTIME backwards lengthens that LOCK_PI slice by the step.  Other
+ * threads, where Python runs no handlers, sleep unsliced.  Both first take a free lock
+ * without sleeping, exactly as the call would (FUTEX_TRYLOCK_PI for LOCK_PI; LOCK_PI2
+ * itself with a deadline long past, so that a kernel without it still says ENOSYS), so
+ * an uncontended lock costs one syscall and no slicing.
  */
 #ifndef FUTEX_NATIVE_H
 #define FUTEX_NATIVE_H
@@ -88,6 +118,7 @@ extern PyTypeObject NativeWord_Type;
 
 #define SC __ATOMIC_SEQ_CST
 #define NF_RAISED (-100000L) /* a signal handler raised: the exception is set */
+#define NF_PI_SLICE_NS 20000000L /* 20 ms: longest lock_pi sleep between signal checks */
 
 /* ValueError("operation on a released Word"); returns NULL. */
 PyObject *nf_released(void);
@@ -95,6 +126,17 @@ PyObject *nf_released(void);
     do {                                                                                    \
         if ((self)->addr == NULL) {                                                         \
             return nf_released();                                                           \
+        }                                                                                   \
+    } while (0)
+
+/* ValueError: fname()'s Word ("the other Word" when other) was released by Python code
+ * that converting the arguments ran; returns NULL. */
+PyObject *nf_released_meanwhile(const char *fname, int other);
+/* After the last argument conversion, before the first use of self->addr. */
+#define STILL_LIVE(self, fname)                                                             \
+    do {                                                                                    \
+        if ((self)->addr == NULL) {                                                         \
+            return nf_released_meanwhile((fname), 0);                                       \
         }                                                                                   \
     } while (0)
 

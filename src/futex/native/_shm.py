@@ -36,6 +36,10 @@ class SharedMapping:
     name: str
 
     def __init__(self, name: str) -> None:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"name must be a str (a SharedMemory's .name), not {type(name).__name__!r}"
+            )
         bare = name[1:] if name.startswith("/") else name
         if not bare or "/" in bare:
             raise ValueError(f"not a shared memory name: {name!r}")

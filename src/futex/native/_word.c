@@ -23,6 +23,16 @@ nf_released(void)
     return NULL;
 }
 
+PyObject *
+nf_released_meanwhile(const char *fname, int other)
+{
+    PyErr_Format(PyExc_ValueError,
+                 "%s(): the %sWord was released while the arguments were converted (by "
+                 "Python code that a conversion ran)",
+                 fname, other ? "other " : "");
+    return NULL;
+}
+
 /* -- construction and lifetime ------------------------------------------------------ */
 
 static int
@@ -220,6 +230,8 @@ Word_load(WordObject *self, PyObject *Py_UNUSED(ignored))
     return NF_U32_OBJ(__atomic_load_n(self->addr, SC));
 }
 
+/* Converting an argument may run Python code that releases the Word: each method
+ * checks again (STILL_LIVE) after its conversions (the rule in _native.h). */
 static PyObject *
 Word_store(WordObject *self, PyObject *arg)
 {
@@ -228,6 +240,7 @@ Word_store(WordObject *self, PyObject *arg)
     if (nf_u32_arg(arg, "value", &v) < 0) {
         return NULL;
     }
+    STILL_LIVE(self, "store");
     __atomic_store_n(self->addr, v, SC);
     Py_RETURN_NONE;
 }
@@ -245,6 +258,7 @@ Word_cas(WordObject *self, PyObject *const *args, Py_ssize_t nargs)
         nf_u32_arg(args[1], "new", &desired) < 0) {
         return NULL;
     }
+    STILL_LIVE(self, "cas");
     __atomic_compare_exchange_n(self->addr, &expected, desired, 0, SC, SC);
     return NF_U32_OBJ(expected); /* the old value, whether or not it swapped */
 }
@@ -257,6 +271,7 @@ Word_cas(WordObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (nf_u32_arg(arg, "value", &v) < 0) {                                             \
             return NULL;                                                                    \
         }                                                                                   \
+        STILL_LIVE(self, #name);                                                            \
         return NF_U32_OBJ(builtin(self->addr, v, SC));                                      \
     }
 
@@ -417,7 +432,9 @@ PyDoc_STRVAR(lock_pi_doc,
 "FUTEX_LOCK_PI: take the priority-inheritance lock (the word becomes this thread's tid,\n"
 "| FUTEX_WAITERS when contended).  The timeout is one absolute CLOCK_REALTIME deadline.\n"
 "Returns True when locked, False on timeout; OSError otherwise (EDEADLK: already\n"
-"ours; ESRCH: the owner tid does not exist).  The kernel restarts it after a signal.");
+"ours; ESRCH: the owner tid does not exist).  The kernel restarts it after a signal,\n"
+"so the main thread sleeps in 20 ms slices and runs the signal handlers after each:\n"
+"an exception they raise ends the call (a lock granted meanwhile is unlocked again).");
 PyDoc_STRVAR(lock_pi2_doc,
 "lock_pi2($self, /, timeout=None, *, private=None)\n--\n\n"
 "FUTEX_LOCK_PI2 (Linux 5.14): lock_pi with the deadline on CLOCK_MONOTONIC.");

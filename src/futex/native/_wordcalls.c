@@ -2,10 +2,14 @@
  *
  * Each method is one futex(2) call on the word, except wait, which first compares the
  * word with the expected value (a mismatch returns True at once, as the kernel's EAGAIN
- * would, without a syscall).  Only wait, lock_pi and lock_pi2 can sleep; they go
- * through sleep_on, which drops the GIL, marks the Word busy (release() refuses) and
- * handles EINTR by running the signal handlers and sleeping again until the same
- * absolute deadline.  The others keep the GIL.
+ * would, without a syscall), and lock_pi / lock_pi2, which first take a free lock
+ * without sleeping (pi_try) and only sleep when it is held.
+ * Only wait, lock_pi and lock_pi2 can sleep; they go through sleep_on, which drops the
+ * GIL, marks the Word busy (release() refuses) and handles EINTR by running the signal
+ * handlers and sleeping again until the same absolute deadline; in the main thread the
+ * PI locks sleep in slices (pi_sleep; the design is in _native.h).  The others keep the
+ * GIL.  Every method converts all of its arguments before it checks the Word (and the
+ * other Word) live and touches memory (STILL_LIVE; the rule in _native.h).
  *
  * Outcomes (the table in futex/native/__init__.py):
  *   wait, lock_pi, lock_pi2 -> True, or False when the deadline passed (ETIMEDOUT);
@@ -22,8 +26,8 @@
 
 /* Sleep in futex(2), the GIL dropped unless the process is single-threaded (NF_SLEEP).
  * EINTR: run the signal handlers; if one raised, return NF_RAISED; else sleep again with
- * the same absolute deadline.  FUTEX_LOCK_PI is restarted by the kernel itself
- * (-ERESTARTNOINTR), but an EINTR is handled alike. */
+ * the same absolute deadline.  FUTEX_LOCK_PI never fails with EINTR (the kernel restarts
+ * it), but an EINTR is handled alike; pi_sleep is what makes the PI locks interruptible. */
 static long
 sleep_on(WordObject *self, int op, uint32_t val, const struct timespec *deadline,
          uint32_t val3)
@@ -45,6 +49,78 @@ sleep_on(WordObject *self, int op, uint32_t val, const struct timespec *deadline
     return r;
 }
 
+static inline void
+ts_add_ns(struct timespec *ts, long ns)
+{
+    ts->tv_nsec += ns;
+    while (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static inline int
+ts_le(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec <= b->tv_nsec);
+}
+
+/* Whether this thread runs Python's signal handlers: CPython's main thread, taken to be
+ * the process's first thread (tid == pid; a fork child's only thread is both). */
+static int
+runs_signal_handlers(void)
+{
+    return (pid_t)syscall(SYS_gettid) == getpid();
+}
+
+/* FUTEX_LOCK_PI(2) until deadline (NULL: none) on clock, for a lock that was held a
+ * moment ago.  The kernel restarts these ops after a signal instead of failing with
+ * EINTR, so in the thread that runs the Python handlers it sleeps in slices of at most
+ * NF_PI_SLICE_NS and runs the handlers after each (the design in _native.h); a slice's
+ * ETIMEDOUT never hides a grant (the kernel then returns 0).  After a grant the
+ * handlers run once more: if one raises, the lock is unlocked again and NF_RAISED
+ * returned, so that an exception never leaves the caller holding a lock it cannot know
+ * it has.  Other threads sleep in one call (sleep_on). */
+static long
+pi_sleep(WordObject *self, int op, clockid_t clock, const struct timespec *deadline)
+{
+    if (!runs_signal_handlers()) {
+        return sleep_on(self, op, 0, deadline, 0);
+    }
+    uint32_t *addr = self->addr;
+    long r;
+    self->busy++;
+    for (;;) {
+        struct timespec until;
+        clock_gettime(clock, &until);
+        ts_add_ns(&until, NF_PI_SLICE_NS);
+        int last = deadline != NULL && ts_le(deadline, &until);
+        if (last) {
+            until = *deadline;
+        }
+        NF_SLEEP(r = nf_futex(addr, op, 0, &until, NULL, 0));
+        if (r == -ETIMEDOUT && !last) {
+            r = -EINTR; /* the slice ended, not the call: as if interrupted */
+        }
+        if (r != -EINTR) {
+            break;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            r = NF_RAISED;
+            break;
+        }
+    }
+    if (r == 0 && PyErr_CheckSignals() < 0) {
+        /* Granted as a handler raised (a signal during the last slice): hand the lock
+         * on rather than return an exception while holding it.  Only a word that user
+         * code changed meanwhile could make this fail, and then it is not ours. */
+        (void)nf_futex(addr, NF_UNLOCK_PI | (op & NF_PRIVATE), 0, NULL, NULL, 0);
+        r = NF_RAISED;
+    }
+    self->busy--;
+    return r;
+}
+
 PyObject *
 Word_wait(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -59,22 +135,16 @@ Word_wait(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         if (nf_u32_arg(args[0], "expected", &expected) < 0) {
             return NULL;
         }
-        if (__atomic_load_n(self->addr, SC) != expected) {
-            Py_RETURN_TRUE;
-        }
     }
-    else {
-        if (nf_parse("wait", args, nargs, kwnames, &names, 2, 1, a) < 0 ||
-            nf_u32_arg(a[0], "expected", &expected) < 0 || nf_bitset(a[2], &bitset) < 0 ||
-            nf_private(a[3], priv, &priv) < 0) {
-            return NULL;
-        }
-        if (__atomic_load_n(self->addr, SC) != expected) {
-            Py_RETURN_TRUE; /* what the kernel's EAGAIN would say, without the syscall */
-        }
-        if (nf_deadline(a[1], CLOCK_MONOTONIC, &deadline, &has_deadline) < 0) {
-            return NULL;
-        }
+    else if (nf_parse("wait", args, nargs, kwnames, &names, 2, 1, a) < 0 ||
+             nf_u32_arg(a[0], "expected", &expected) < 0 || nf_bitset(a[2], &bitset) < 0 ||
+             nf_private(a[3], priv, &priv) < 0 ||
+             nf_deadline(a[1], CLOCK_MONOTONIC, &deadline, &has_deadline) < 0) {
+        return NULL;
+    }
+    STILL_LIVE(self, "wait");
+    if (__atomic_load_n(self->addr, SC) != expected) {
+        Py_RETURN_TRUE; /* what the kernel's EAGAIN would say, without the syscall */
     }
     /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline: a retry after EINTR
      * keeps it.  With NF_BITSET_ANY it is exactly FUTEX_WAIT. */
@@ -118,6 +188,7 @@ Word_wake(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
         }
         op = NF_WAKE_BITSET;
     }
+    STILL_LIVE(self, "wake");
     if (n == 0) {
         return PyLong_FromLong(0); /* FUTEX_WAKE with val 0 would wake one */
     }
@@ -128,6 +199,8 @@ Word_wake(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     return PyLong_FromLong(r);
 }
 
+/* The other Word of requeue / cmp_requeue / wake_op: a live Word (checked again after
+ * the conversions, with STILL_LIVE_OTHER). */
 static WordObject *
 other_word(PyObject *o, const char *fname)
 {
@@ -143,6 +216,14 @@ other_word(PyObject *o, const char *fname)
     }
     return w;
 }
+
+#define STILL_LIVE_OTHER(self, other, fname)                                                \
+    do {                                                                                    \
+        STILL_LIVE(self, fname);                                                            \
+        if ((other)->addr == NULL) {                                                        \
+            return nf_released_meanwhile((fname), 1);                                       \
+        }                                                                                   \
+    } while (0)
 
 /* requeue(to, wake=1, requeue=ALL, *, private=None) and
  * cmp_requeue(to, expected, wake=1, requeue=ALL, *, private=None) */
@@ -170,6 +251,7 @@ do_requeue(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
         nf_private(rest[2], priv, &priv) < 0) {
         return NULL;
     }
+    STILL_LIVE_OTHER(self, to, fname);
     /* The count to requeue travels in the timeout register (val2). */
     int op = (cmp ? NF_CMP_REQUEUE : NF_REQUEUE) | priv;
     long r = nf_futex(self->addr, op, (uint32_t)nwake, (const void *)(uintptr_t)nrequeue,
@@ -247,6 +329,7 @@ Word_wake_op(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject
                : small_int(a[2], "oparg", -2048, 2047, &oparg) < 0) {
         return NULL;
     }
+    STILL_LIVE_OTHER(self, other, "wake_op");
     uint32_t encoded = ((uint32_t)op << 28) | ((uint32_t)cmp << 24) |
                        (((uint32_t)oparg & 0xfff) << 12) | ((uint32_t)cmparg & 0xfff);
     long r = nf_futex(self->addr, NF_WAKE_OP | priv, (uint32_t)nwake,
@@ -257,6 +340,24 @@ Word_wake_op(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject
     return PyLong_FromLong(r);
 }
 
+/* The lock's first step, without sleeping for it: 0 (locked), -EAGAIN (held: sleep for
+ * it) or the -errno the whole call would fail with. */
+static long
+pi_try(WordObject *self, int cmd, int priv)
+{
+    if (cmd == NF_LOCK_PI) {
+        /* FUTEX_TRYLOCK_PI is futex_lock_pi(trylock): LOCK_PI's own first step, errors
+         * included; it cannot sleep, so the GIL stays. */
+        return nf_futex(self->addr, NF_TRYLOCK_PI | priv, 0, NULL, NULL, 0);
+    }
+    /* LOCK_PI2 itself (so a kernel before 5.14 answers ENOSYS, as the call would), with a
+     * deadline long past (the clock's zero): on a held lock it naps until the timer
+     * fires, so through sleep_on. */
+    static const struct timespec past = {0, 0};
+    long r = sleep_on(self, cmd | priv, 0, &past, 0);
+    return r == -ETIMEDOUT ? -EAGAIN : r;
+}
+
 /* lock_pi / lock_pi2 (timeout=None, *, private=None) */
 static PyObject *
 do_lock_pi(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
@@ -264,6 +365,7 @@ do_lock_pi(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
 {
     static nf_kwlist names = {{"timeout", "private", NULL}, {NULL}};
     const char *fname = cmd == NF_LOCK_PI ? "lock_pi" : "lock_pi2";
+    const char *opname = cmd == NF_LOCK_PI ? "FUTEX_LOCK_PI" : "FUTEX_LOCK_PI2";
     PyObject *a[2];
     int priv = self->private_flag, has_deadline;
     struct timespec deadline;
@@ -278,7 +380,11 @@ do_lock_pi(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     if (nf_deadline(a[0], clock, &deadline, &has_deadline) < 0) {
         return NULL;
     }
-    long r = sleep_on(self, cmd | priv, 0, has_deadline ? &deadline : NULL, 0);
+    STILL_LIVE(self, fname);
+    long r = pi_try(self, cmd, priv);
+    if (r == -EAGAIN) {
+        r = pi_sleep(self, cmd | priv, clock, has_deadline ? &deadline : NULL);
+    }
     if (r == 0) {
         Py_RETURN_TRUE;
     }
@@ -288,7 +394,7 @@ do_lock_pi(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *
     if (r == NF_RAISED) {
         return NULL;
     }
-    return nf_oserror(r, cmd == NF_LOCK_PI ? "FUTEX_LOCK_PI" : "FUTEX_LOCK_PI2");
+    return nf_oserror(r, opname);
 }
 
 PyObject *
@@ -327,6 +433,7 @@ Word_trylock_pi(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObj
     if (private_only(self, "trylock_pi", args, nargs, kwnames, &priv) < 0) {
         return NULL;
     }
+    STILL_LIVE(self, "trylock_pi");
     long r = nf_futex(self->addr, NF_TRYLOCK_PI | priv, 0, NULL, NULL, 0);
     if (r == 0) {
         Py_RETURN_TRUE;
@@ -345,6 +452,7 @@ Word_unlock_pi(WordObject *self, PyObject *const *args, Py_ssize_t nargs, PyObje
     if (private_only(self, "unlock_pi", args, nargs, kwnames, &priv) < 0) {
         return NULL;
     }
+    STILL_LIVE(self, "unlock_pi");
     long r = nf_futex(self->addr, NF_UNLOCK_PI | priv, 0, NULL, NULL, 0);
     if (r < 0) {
         return nf_oserror(r, "FUTEX_UNLOCK_PI");
