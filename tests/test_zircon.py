@@ -696,3 +696,29 @@ def test_calls_from_unstarted_thread_refused(env: Env) -> None:
         t.futex_wake(env.f, 1)
     with pytest.raises(ValueError, match="priority"):
         env.process.new_thread("x", priority=32)
+
+
+def test_owner_that_waits_on_its_futex_queues_at_its_own_priority() -> None:
+    """Found by the fuzz harness: a thread that owns a futex (boosted by its waiters) and
+    then waits on it, naming no owner, gives the futex up and with it the boost before it
+    blocks (``OwnedWaitQueue::BlockAndAssignOwner``): it queues at its own priority, so
+    a waiter of a priority between the two is woken before it."""
+    k = ZirconKernel(clock=ManualClock())
+    p = k.new_process()
+    a = p.mmap(4096)
+    w1, w2, w3, waker = (
+        p.new_thread(n, priority=q) for n, q in (("w1", 18), ("w2", 12), ("w3", 15), ("k", 16))
+    )
+    for t in (w1, w2, w3, waker):
+        t.start()
+    r1 = w1.futex_wait_nb(a, 0, p.handle(w2), ZX_TIME_INFINITE)
+    assert w2.effective_priority == 18  # owns the futex, boosted by w1
+    r2 = w2.futex_wait_nb(a, 0, 0, ZX_TIME_INFINITE)
+    assert w2.effective_priority == 12 and p.owner_of(a) is None
+    r3 = w3.futex_wait_nb(a, 0, 0, ZX_TIME_INFINITE)
+    k.check_invariants()  # the wait queue's priorities are the inheritance queue's
+    woken = []
+    for _ in range(3):
+        waker.futex_wake(a, 1)
+        woken += [n for n, r in (("w1", r1), ("w2", r2), ("w3", r3)) if r.done() and n not in woken]
+    assert woken == ["w1", "w3", "w2"]

@@ -228,6 +228,11 @@ class WaitRequest:
                 pi.attach(state, None)
                 pw = pi.block(state, t)
             pw.waiter = w
+            if w.prio != pw.prio:
+                # The thread gave the futex up (it owned it: the new owner replaced it) and
+                # with it the boost its waiters lent it, after it queued: it waits at its
+                # priority now (OwnedWaitQueue::BlockAndAssignOwner assigns, then blocks).
+                process.futex.reposition(w, pw.prio)
             t.blocking_futex = key
         return None
 

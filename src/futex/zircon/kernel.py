@@ -134,9 +134,15 @@ class ZirconKernel:
                 for key, state in p.states.items():
                     assert state.waiters, f"futex {key:#x} is active without waiters"
                     order = [pw.task for pw in state.waiters]
-                    assert [w.owner for w in queues.get(key, [])] == order, (
+                    queued = queues.get(key, [])
+                    assert [w.owner for w in queued] == order, (
                         f"futex {key:#x}: wait queue and inheritance queue disagree"
                     )
+                    for w, pw in zip(queued, state.waiters, strict=True):
+                        assert w.prio == pw.prio, (
+                            f"futex {key:#x}: thread {pw.task.tid} queued at priority "
+                            f"{w.prio}, inherits at {pw.prio}"
+                        )
                     owner = state.owner
                     if owner is not None:
                         assert isinstance(owner, Thread) and owner.state is ThreadState.RUNNING
