@@ -20,6 +20,7 @@ __all__ = [
     "available",
     "gettid",
     "host_futex",
+    "host_syscall",
     "host_mmap",
     "host_mprotect",
     "host_munmap",
@@ -77,6 +78,14 @@ def host_futex(uaddr: int, op: int, val: int, utime: int, uaddr2: int, val3: int
         _as_long(uaddr2),
         _as_long(val3),
     )
+    return r if r >= 0 else -ctypes.get_errno()
+
+
+def host_syscall(nr: int, *args: int) -> int:
+    """A raw system call (the host's number ``nr``) with up to six register values: its
+    result, or -errno.  Any architecture: the caller knows the numbers."""
+    regs = [_as_long(v) for v in args] + [0] * (6 - len(args))
+    r: int = _syscall(nr, *regs)
     return r if r >= 0 else -ctypes.get_errno()
 
 

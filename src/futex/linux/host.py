@@ -103,32 +103,23 @@ class HostProbe:
 
 
 class _Libc:
-    """The few libc entries the probe needs, with errno."""
+    """The few libc entries the probe needs (:mod:`futex._hostfutex`, imported only on
+    Linux, where the probe runs)."""
 
     def __init__(self) -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        self.syscall = libc.syscall
-        self.syscall.restype = ctypes.c_long
-        self.syscall.argtypes = [ctypes.c_long] * 7
-        self.mmap = libc.mmap
-        self.mmap.restype = ctypes.c_void_p
-        self.mmap.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_size_t,
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.c_long,
-        ]
-        self.munmap = libc.munmap
-        self.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        from futex import _hostfutex
+
+        self._h = _hostfutex
 
     def call(self, nr: int, *args: int) -> int:
         """A raw system call: its result, or -errno."""
-        a = [v - (1 << 64) if v >> 63 else v for v in (x & (2**64 - 1) for x in args)]
-        a += [0] * (6 - len(a))
-        r: int = self.syscall(nr, *a)
-        return r if r >= 0 else -ctypes.get_errno()
+        return self._h.host_syscall(nr, *args)
+
+    def mmap(self, length: int, prot: int, flags: int) -> int:
+        return self._h.host_mmap(0, length, prot, flags)
+
+    def munmap(self, addr: int, length: int) -> None:
+        self._h.host_munmap(addr, length)
 
 
 class _Prober:
@@ -147,9 +138,7 @@ class _Prober:
         ctypes.memmove(self.word, struct.pack("<II", value, node), 8)
 
     def protection_keys(self) -> bool:
-        page = self.libc.mmap(None, mmap.PAGESIZE, mmap.PROT_EXEC, _MAP_PRIVATE_ANON, -1, 0)
-        if page in (None, ctypes.c_void_p(-1).value):
-            raise OSError(ctypes.get_errno(), "mmap(PROT_EXEC) failed")
+        page = self.libc.mmap(mmap.PAGESIZE, mmap.PROT_EXEC, _MAP_PRIVATE_ANON)
         try:
             r = self.futex(page, _FUTEX_WAIT_PRIVATE, 1)
         finally:
