@@ -229,9 +229,8 @@ class Differ(Futex2Calls, PiCalls):
     def _requeue_pi_verdict(self, emu: Emulated, args: tuple[int, ...]) -> str:
         """For a WAIT_REQUEUE_PI the emulator answered at once: ``"run"`` (the host
         answers at once too), ``"blocks"`` (it would sleep: a signal would only restart
-        it, so it is not run), ``"expired"`` (its deadline passed on the emulated clock,
-        advanced by the harness, not on the host's) or ``"skip"`` (an execute-only
-        timespec).  A call whose timeout is none or in
+        it, so it is not run) or ``"expired"`` (its deadline passed on the emulated clock,
+        advanced by the harness, not on the host's).  A call whose timeout is none or in
         the future is first made on the host with an already expired timeout: anything
         but ETIMEDOUT is answered before sleeping.  (Only then: the probe takes the keys,
         which copies a private file page on write, as the real call does too.)"""
@@ -242,8 +241,6 @@ class Differ(Futex2Calls, PiCalls):
             ts = self.layout.read_timespec(utime)
             if ts is False:
                 return "run"  # EFAULT
-            if ts is None:
-                return "skip"  # execute-only: may or may not be readable
             sec, nsec = ts
             if sec < 0 or not 0 <= nsec < abi.NSEC_PER_SEC:
                 return "run"  # EINVAL

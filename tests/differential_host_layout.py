@@ -319,11 +319,10 @@ class HostLayout:
         value: int = struct.unpack("<I", ctypes.string_at(addr, 4))[0]
         return value
 
-    def read_timespec(self, addr: int) -> tuple[int, int] | Literal[False] | None:
+    def read_timespec(self, addr: int) -> tuple[int, int] | Literal[False]:
         """What the host would read at ``addr`` as a timespec: ``(sec, nsec)``, or
         ``False`` when reading it faults (a hole, PROT_NONE, past EOF, execute-only on a
-        CPU with protection keys, or not this process's: ``safe`` checked that).  (``None``,
-        "may or may not", is no longer answered: the probe knows the CPU.)"""
+        CPU with protection keys, or not this process's: ``safe`` checked that)."""
         raw = self.peek(addr, 16)
         if raw is None:
             return False
