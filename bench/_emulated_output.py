@@ -29,7 +29,7 @@ def build_tables(res: dict[str, Any], cfg: Config) -> list[Table]:
             "emu/real of mins",
         ],
         note=f"{cfg.call_n:,} calls per sample, {cfg.repeats} samples, interleaved; emu/real "
-        "is the median of the per-round ratios. Real = futex._hostfutex.host_futex: ctypes "
+        "is the median of the per-round ratios. Real = hostfutex.host_futex: ctypes "
         "marshalling + the syscall (the ENOSYS row is that floor).",
     )
     for r in res["call_cost"]:

@@ -32,11 +32,18 @@ from _emulated_common import (
     FutexCall,
     new_process,
 )
+from _host import hostfutex as _hostfutex
 from _timing import BenchError, Runner, call_loop, expect, interleaved, log, paired_ratio
 
-from futex import _hostfutex
-from futex._hostfutex import MAP_ANONYMOUS, MAP_PRIVATE, gettid, host_futex, host_mmap, host_munmap
 from futex.linux import PendingWait, Task, abi
+from tests.support.hostfutex import (
+    MAP_ANONYMOUS,
+    MAP_PRIVATE,
+    gettid,
+    host_futex,
+    host_mmap,
+    host_munmap,
+)
 
 # -- 6. PI futexes ---------------------------------------------------------------------------
 

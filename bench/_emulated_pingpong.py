@@ -34,10 +34,10 @@ from _emulated_common import (
     FutexCall,
     new_process,
 )
+from _host import hostfutex as _hostfutex
 from _timing import RETRIES, BenchError, Runner, call_loop, expect, interleaved, log, paired_ratio
 
-from futex import _hostfutex
-from futex._hostfutex import MAP_ANONYMOUS, MAP_PRIVATE, host_futex, host_mmap, host_munmap
+from tests.support.hostfutex import MAP_ANONYMOUS, MAP_PRIVATE, host_futex, host_mmap, host_munmap
 
 
 class Timespec(ctypes.Structure):
@@ -79,7 +79,7 @@ _syscall_gil.argtypes = [ctypes.c_long] * 7
 def host_futex_gil(uaddr: int, op: int, val: int, utime: int, uaddr2: int, val3: int) -> int:
     """``host_futex`` without dropping the GIL around the syscall (for calls that never
     block: the ping-pong's UNLOCK_PI, made with the GIL held like the emulated one)."""
-    as_long = _hostfutex._as_long
+    as_long = _hostfutex.host_libc().as_long
     r: int = _syscall_gil(
         _hostfutex.SYS_futex,
         as_long(uaddr),

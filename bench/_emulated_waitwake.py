@@ -41,18 +41,18 @@ from _emulated_common import (
     park,
     queued_at,
 )
+from _host import hostfutex as _hostfutex
 from _timing import BenchError, Runner, call_loop, expect, interleaved, log, paired_ratio
 
-from futex import _hostfutex
-from futex._hostfutex import (
+from futex.kernel import MATCH_ANY, Waiter
+from futex.linux import LinuxKernel, Process, Task, abi
+from tests.support.hostfutex import (
     MAP_ANONYMOUS,
     MAP_PRIVATE,
     MAP_SHARED,
     host_futex,
     host_mmap,
 )
-from futex.kernel import MATCH_ANY, Waiter
-from futex.linux import LinuxKernel, Process, Task, abi
 
 # -- 1. call cost, emulated vs real ----------------------------------------------------------
 

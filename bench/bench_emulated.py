@@ -48,10 +48,10 @@ from _emulated_output import build_tables, key_ratios
 from _emulated_pi import bench_pi_uncontended
 from _emulated_pingpong import bench_pi_pingpong
 from _emulated_waitwake import bench_call_cost, bench_requeue, bench_unrelated, bench_wake_queue
+from _host import hostfutex as _hostfutex
 from _report import emit, parse_args
 from _timing import SAMPLING, end_meta, log, start_meta, status_line
 
-from futex import _hostfutex
 from futex.kernel import ManualClock
 from futex.linux import LinuxKernel
 

@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 
 from futex.linux.facts import NEWEST, LinuxFacts, parse_release
 
-__all__ = ["HostProbe", "probe"]
+__all__ = ["HostLibc", "HostProbe", "host_libc", "probe"]
 
 #: Host system call numbers: futex, futex_waitv, futex_wake, futex_wait, futex_requeue,
 #: prctl, set_robust_list, get_robust_list.
@@ -102,28 +102,72 @@ class HostProbe:
         return head + self.facts.describe() + [f"note: {n}" for n in self.notes]
 
 
-class _Libc:
-    """The few libc entries the probe needs (:mod:`futex._hostfutex`, imported only on
-    Linux, where the probe runs)."""
+class HostLibc:
+    """The raw host calls the probe makes (libc through :mod:`ctypes`, loaded on first use):
+    ``syscall``, ``mmap``, ``munmap``, ``mprotect``.  Unsafe by nature (raw addresses); the
+    tests and benchmarks build their host baseline on it.  Linux only."""
 
     def __init__(self) -> None:
-        from futex import _hostfutex
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._syscall = libc.syscall
+        self._syscall.restype = ctypes.c_long
+        self._syscall.argtypes = [ctypes.c_long] * 7
+        self._mmap = libc.mmap
+        self._mmap.restype = ctypes.c_void_p
+        self._mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                               ctypes.c_int, ctypes.c_long]  # fmt: skip
+        self._munmap = libc.munmap
+        self._munmap.restype = ctypes.c_int
+        self._munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        self._mprotect = libc.mprotect
+        self._mprotect.restype = ctypes.c_int
+        self._mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
-        self._h = _hostfutex
+    @staticmethod
+    def as_long(v: int) -> int:
+        """A register value as C's ``long`` (two's complement of its low 64 bits)."""
+        v &= 0xFFFFFFFFFFFFFFFF
+        return v - (1 << 64) if v >> 63 else v
 
     def call(self, nr: int, *args: int) -> int:
-        """A raw system call: its result, or -errno."""
-        return self._h.host_syscall(nr, *args)
+        """A raw system call (the host's number ``nr``) with up to six register values:
+        its result, or -errno."""
+        regs = [self.as_long(v) for v in args] + [0] * (6 - len(args))
+        r: int = self._syscall(nr, *regs)
+        return r if r >= 0 else -ctypes.get_errno()
 
-    def mmap(self, length: int, prot: int, flags: int) -> int:
-        return self._h.host_mmap(0, length, prot, flags)
+    def mmap(self, length: int, prot: int, flags: int, addr: int = 0, fd: int = -1,
+             offset: int = 0) -> int:  # fmt: skip
+        """mmap(2); raises OSError on failure."""
+        r = self._mmap(addr or None, length, prot, flags, fd, offset)
+        if r is None or r == ctypes.c_void_p(-1).value:
+            self._raise()
+        return int(r)
 
     def munmap(self, addr: int, length: int) -> None:
-        self._h.host_munmap(addr, length)
+        """munmap(2); raises OSError on failure."""
+        if self._munmap(addr, length):
+            self._raise()
+
+    def mprotect(self, addr: int, length: int, prot: int) -> None:
+        """mprotect(2); raises OSError on failure."""
+        if self._mprotect(addr, length, prot):
+            self._raise()
+
+    @staticmethod
+    def _raise() -> None:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@functools.cache
+def host_libc() -> HostLibc:
+    """The process's :class:`HostLibc` (made once)."""
+    return HostLibc()
 
 
 class _Prober:
-    def __init__(self, libc: _Libc, numbers: tuple[int, ...]) -> None:
+    def __init__(self, libc: HostLibc, numbers: tuple[int, ...]) -> None:
         self.libc = libc
         (self.nr_futex, self.nr_waitv, self.nr_wake, self.nr_wait, self.nr_requeue,
          self.nr_prctl, self.nr_set_robust, self.nr_get_robust) = numbers  # fmt: skip
@@ -397,7 +441,7 @@ def probe() -> HostProbe:
     if sys.platform != "linux" or numbers is None:
         notes.append(f"futex facts not probed: {sys.platform}/{machine} has no known numbers")
     else:
-        p = _Prober(_Libc(), numbers)
+        p = _Prober(host_libc(), numbers)
         numa = p.futex2() and p.futex2_numa()
         waitv = p.futex_waitv()
         nodes, local = p.numa_nodes() if numa else (_sysfs_nodes(), -1)
