@@ -2,20 +2,23 @@
 
 Subcommands:
 
-- ``demo`` — run the producer/consumer workload of :mod:`futex.demo` on real threads
-  through an emulated kernel's futexes (``--kernel linux|zircon|liteos``, default linux),
-  check the result, and report what the kernel did — on Zircon who owns the mutex futex
-  at which inherited priority, on LiteOS the 80-bucket table; on Linux then the
-  robust-futex scenario of :mod:`futex.demo_robust` (owner tasks exit holding a robust
+- ``demo`` — run the producer/consumer workload of :mod:`futex.demo.workload` on real
+  threads through an emulated kernel's futexes (``--kernel linux|zircon|liteos``, default
+  linux), check the result, and report what the kernel did — on Zircon who owns the mutex
+  futex at which inherited priority, on LiteOS the 80-bucket table; on Linux then the
+  robust-futex scenario of :mod:`futex.demo.robust` (owner tasks exit holding a robust
   PI mutex and a plain robust mutex; their waiters recover them with EOWNERDEAD), told as
   a numbered, checked narrative.  ``--no-robust`` skips the scenario, ``--robust-only``
   the workload (Linux only).  Exits 0 if every check passed, 1 otherwise.
 
-Output: on a terminal the demo shows a live display (rich); when standard output is not
-a terminal — a pipe, a file, ``TERM=dumb`` — it prints plain lines instead, exactly what
-``--plain`` prints (the live display would have nothing to animate there, rich would wrap
-its lines at 80 columns, and its last line would run into the next).  rich's
-``FORCE_COLOR`` and ``TTY_COMPATIBLE=1`` force the live display anyway.
+Output (:mod:`futex.demo.display`): on a terminal the demo shows a live display (rich);
+when standard output is not a terminal — a pipe, a file, ``TERM=dumb`` — it prints plain
+lines instead, exactly what ``--plain`` prints (the live display would have nothing to
+animate there, rich would wrap its lines at 80 columns, and its last line would run into
+the next).  rich's ``FORCE_COLOR`` and ``TTY_COMPATIBLE=1`` force the live display anyway.
+rich is optional (the ``demo`` extra: ``pip install 'futex[demo]'``): without it every run
+prints the plain lines, and one without ``--plain`` first says so in one line on standard
+error.
 
 Every subcommand behaves in a pipeline: when the reader of standard output goes away
 (``python -m futex demo | head -3``) the command stops writing and exits quietly with
@@ -33,15 +36,15 @@ arguments and returns the exit status.  Adding a subcommand is adding an entry.
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from futex import __version__
-from futex.demo import (
+from futex.demo.display import live_console, run_workload, show_robust
+from futex.demo.robust import run_robust_demo
+from futex.demo.workload import (
     DEFAULT_CAPACITY,
     DEFAULT_ITEMS,
     DEFAULT_KERNEL,
@@ -49,19 +52,10 @@ from futex.demo import (
     KERNELS,
     MAX_THREADS,
     DemoConfig,
-    DemoReport,
-    FutexOps,
-    Progress,
     new_ops,
-    run_demo,
 )
-from futex.demo_robust import RobustReport, run_robust_demo
 
-if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.text import Text
-
-__all__ = ["COMMANDS", "EXIT_BROKEN_PIPE", "Command", "build_parser", "demo_lines", "main"]
+__all__ = ["COMMANDS", "EXIT_BROKEN_PIPE", "Command", "build_parser", "main"]
 
 #: The exit status when the reader of standard output went away: 128 + SIGPIPE (13), as a
 #: shell reports for a command that SIGPIPE ended (``signal.SIGPIPE`` is not on Windows).
@@ -157,96 +151,12 @@ def _validate_demo(args: argparse.Namespace) -> str | None:
     return None
 
 
-def demo_lines(report: DemoReport) -> list[str]:
-    """The report of a demo run as plain text lines: the checks, the futex calls by
-    command, the kernel's statistics, the personality's own report (Zircon's ownership
-    timeline, LiteOS's bucket table), the timing, and the verdict last."""
-    cfg = report.config
-    lines = ["checks:"]
-    width = max(len(c.name) for c in report.checks)
-    for c in report.checks:
-        lines.append(f"  {'ok  ' if c.ok else 'FAIL'}  {c.name:<{width}}  {c.detail}")
-    calls = report.calls
-    by_command = ", ".join(f"{name} {n}" for name, n in calls.most_common()) or "none"
-    lines.append(f"futex calls by command: {by_command} ({sum(calls.values())} total)")
-    s = report.stats
-    lines.append(
-        f"kernel: {s.waits} waits queued, {s.wakes} waiters woken, {s.requeues} requeued, "
-        f"longest queue {s.longest_queue}, {s.queued} still queued"
-    )
-    words = ", ".join(f"{name} {index}" for name, index in report.word_buckets.items())
-    if report.samples:
-        peak = (
-            f"at most {report.peak_buckets_used} bucket(s) in use and "
-            f"{report.peak_busiest_bucket} waiter(s) in one bucket "
-            f"({report.samples} sample{'s' if report.samples != 1 else ''})"
-        )
-    else:
-        peak = "not sampled (the run was shorter than one sample interval)"
-    lines.append(f"buckets: futex words hash to {words}; {peak}")
-    lines.extend(report.kernel_lines)
-    lines.append(
-        f"time: {report.elapsed:.3f} s, {report.items_per_second:,.0f} items/s "
-        f"({cfg.items} items, {cfg.producers} producers, {cfg.consumers} consumers, "
-        f"capacity {cfg.capacity})"
-    )
-    failed = [c.name for c in report.checks if not c.ok]
-    if failed:
-        lines.append(f"result: FAIL ({', '.join(failed)})")
-    else:
-        lines.append(
-            f"result: PASS: all {cfg.items} items consumed exactly once, no task blocked, "
-            "kernel invariants hold"
-        )
-    return lines
-
-
-ROBUST_HEADER = (
-    "futex demo, robust futexes: owner tasks exit holding robust mutexes, and the tasks "
-    "waiting for them recover the locks (one process, a real thread per task)"
-)
-
-
-def _live_console() -> Console | None:
-    """A rich console for the live display if standard output is a terminal that can show
-    one (rich decides, so ``FORCE_COLOR``/``TTY_COMPATIBLE`` count); None for a pipe, a
-    file or a dumb terminal: plain lines then.
-
-    If the reader goes away under a forced live display, the console stops writing and
-    raises :class:`BrokenPipeError` for :func:`main` (rich's own reaction would exit 1,
-    the status of a failed check; rich before 13.8 raises it itself).  Only the main
-    thread writes: the live display refreshes from the progress callback, not a thread.
-    """
-    from rich.console import Console
-
-    class LiveConsole(Console):
-        def on_broken_pipe(self) -> None:
-            self.quiet = True  # nothing more to write: leaving the live display is quiet
-            raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
-
-    console = LiveConsole()
-    return console if console.is_terminal and not console.is_dumb_terminal else None
-
-
 def _run_demo(args: argparse.Namespace) -> int:
-    console = None if args.plain else _live_console()
+    console = None if args.plain else live_console()
     ok = True
     if not args.robust_only:
         config = DemoConfig(threads=args.threads, items=args.items, capacity=args.capacity)
-        ops = new_ops(args.kernel)
-        header = (
-            f"futex demo on {ops.title}: {config.producers} producer(s) + "
-            f"{config.consumers} consumer(s) (one thread each, one process), {config.items} "
-            f"items, ring capacity {config.capacity}; the producers start first, until the "
-            "ring is full"
-        )
-        if console is None:
-            report = _demo_plain(config, ops, header)
-            for line in demo_lines(report):
-                print(line)
-        else:
-            report = _demo_rich(console, config, ops, header)
-        ok = report.ok
+        ok = run_workload(config, new_ops(args.kernel), console).ok
     if args.kernel != "linux":
         if not args.no_robust:
             print("(the robust-futex scenario runs on Linux only: skipped)")
@@ -254,111 +164,9 @@ def _run_demo(args: argparse.Namespace) -> int:
         if not args.robust_only:
             print(flush=True)
         robust = run_robust_demo()
-        if console is None:
-            print(ROBUST_HEADER)
-            for line in robust.lines():
-                print(line)
-        else:
-            _robust_rich(console, robust)
+        show_robust(robust, console)
         ok = robust.ok and ok
     return 0 if ok else 1
-
-
-def _robust_rich(console: Console, report: RobustReport) -> None:
-    from rich.text import Text
-
-    console.print(Text(ROBUST_HEADER, style="bold"))
-    for line in report.lines():
-        style = ""
-        stripped = line.lstrip()
-        if line.startswith("result:"):
-            style = "bold green" if report.ok else "bold red"
-        elif line.startswith("("):
-            style = "bold"
-        elif stripped.startswith("FAIL"):
-            style = "red"
-        elif stripped.startswith("ok  "):
-            style = "green"
-        console.print(Text(line, style=style), overflow="fold")
-
-
-def _demo_plain(config: DemoConfig, ops: FutexOps[Any], header: str) -> DemoReport:
-    print(header, flush=True)
-    next_line = 1.0
-
-    def show(p: Progress) -> None:
-        nonlocal next_line
-        if p.elapsed >= next_line:  # at most a line a second
-            next_line = p.elapsed + 1.0
-            status = f"; {p.status}" if p.status else ""
-            print(
-                f"  {p.elapsed:5.1f} s: produced {p.produced}/{config.items}, "
-                f"consumed {p.consumed}/{config.items}, {p.calls} futex calls{status}",
-                flush=True,
-            )
-
-    return run_demo(config, kernel=ops, on_progress=show)
-
-
-class _KernelView:
-    """The live display's kernel panel: the adapter's latest detail lines."""
-
-    def __init__(self) -> None:
-        self.lines: tuple[str, ...] = ()
-
-    def __rich__(self) -> Text:
-        from rich.text import Text
-
-        return Text("\n".join(self.lines), style="cyan", overflow="ellipsis", no_wrap=True)
-
-
-def _demo_rich(console: Console, config: DemoConfig, ops: FutexOps[Any], header: str) -> DemoReport:
-    from rich.console import Group
-    from rich.live import Live
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-    from rich.progress import Progress as RichProgress
-    from rich.text import Text
-
-    console.print(Text(header, style="bold"))
-    columns = (
-        TextColumn("{task.description:<9}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[note]}"),
-        TimeElapsedColumn(),
-    )
-    bar = RichProgress(*columns, console=console)
-    view = _KernelView()
-    produced = bar.add_task("produced", total=config.items, note="")
-    consumed = bar.add_task("consumed", total=config.items, note="")
-
-    live = Live(Group(bar, view), console=console, auto_refresh=False)
-    next_refresh = 0.0
-
-    def show(p: Progress) -> None:  # on this thread, every 50 ms: it refreshes the display
-        nonlocal next_refresh
-        bar.update(produced, completed=p.produced)
-        bar.update(consumed, completed=p.consumed, note=f"{p.calls} futex calls")
-        view.lines = p.detail
-        if p.elapsed >= next_refresh:  # 10 times a second
-            next_refresh = p.elapsed + 0.1
-            live.refresh()
-
-    with live:
-        report = run_demo(config, kernel=ops, on_progress=show)
-    for line in demo_lines(report):
-        style = ""
-        if line.startswith("result:"):
-            style = "bold green" if report.ok else "bold red"
-        elif "FAIL" in line[:8]:
-            style = "red"
-        console.print(Text(line, style=style), overflow="fold")
-    return report
 
 
 #: The subcommands, in the order ``--help`` lists them.

@@ -1,7 +1,9 @@
 """glibc's robust mutex over the emulated futex(2): a thread's ``struct robust_list_head``
 (:class:`RobustList`) and a robust ``pthread_mutex_t`` (:class:`RobustMutex`), with and
-without ``PTHREAD_PRIO_INHERIT``, for the demo's robust-futex scenario
-(:mod:`futex.demo_robust`).
+without ``PTHREAD_PRIO_INHERIT``.  The demo's robust-futex scenario
+(:mod:`futex.demo.robust`) tells its story with them, and the robust-list tests
+(``tests/linux``) use them as the user-space half of gVisor's ``RobustFutexTest`` cases;
+there is no other copy.
 
 The user-space half is glibc's, step by step: ``nptl/pthread_mutex_lock.c``
 (``__pthread_mutex_lock_full``), ``pthread_mutex_unlock.c`` (``__pthread_mutex_unlock_full``)
@@ -17,6 +19,9 @@ entry *before* it touches the futex word, and clears it only after the entry is 
 mutex either on its list or in ``list_op_pending``, and the kernel's exit walk, which
 looks at both, still finds it: a mutex whose owner died is never lost.  The word layout
 (``FUTEX_OWNER_DIED | FUTEX_WAITERS | TID``) is the kernel's, :mod:`futex.linux.abi`.
+
+Imports nothing but the emulated kernel and the demo's :mod:`futex.demo.kernels` (no
+display library).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from futex.demo import INT_MAX, FutexCallError
+from futex.demo.kernels import INT_MAX, FutexCallError
 from futex.linux import Process, Task, abi
 
 __all__ = [
@@ -92,14 +97,16 @@ class RobustList:
         self.process.write(self.head, _U64.pack(entry))
 
     def dequeue(self, entry: int) -> None:
-        """Unlink ``entry`` (bit 0 ignored)."""
+        """Unlink ``entry`` (bit 0 ignored): its predecessor takes over its ``next`` link
+        as stored, with the bit 0 that marks whether *that* entry is PI
+        (``DEQUEUE_MUTEX``: ``prev->__next = mutex->__list.__next``)."""
         entry &= ~1
         cur = self.head
         while (nxt := self._u64(cur) & ~1) != entry:
             if nxt == self.head:
                 raise RuntimeError(f"{entry:#x} is not on the robust list at {self.head:#x}")
             cur = nxt
-        self.process.write(cur, _U64.pack(self._u64(entry) & ~1 | self._u64(cur) & 1))
+        self.process.write(cur, _U64.pack(self._u64(entry)))
 
     def entries(self) -> list[int]:
         """The linked entries, front first, as stored (bit 0 kept)."""
@@ -234,8 +241,9 @@ class RobustMutex:
         return 0
 
     def unlock(self, rl: RobustList) -> int | None:
-        """``pthread_mutex_unlock`` (the caller must own the mutex): the futex call's
-        result (``FUTEX_UNLOCK_PI`` or ``FUTEX_WAKE``), or None if none was needed."""
+        """``pthread_mutex_unlock``: the futex call's result (``FUTEX_UNLOCK_PI`` or
+        ``FUTEX_WAKE``), or None if none was needed.  A caller that does not own the mutex
+        (glibc's EPERM) raises :class:`FutexCallError`."""
         p, tid = self.process, rl.task.tid
         if p.load_u32(self.word) & _TID != tid:
             raise FutexCallError(f"unlock by tid {tid} of a mutex it does not own")

@@ -18,7 +18,7 @@ So the word itself says who holds the lock, and a waiter tells the kernel
 records that thread as the futex's owner and lends it the priority of every waiter.  The
 unlock hands the futex on with ``zx_futex_wake_single_owner``: the woken thread owns it
 (while others still wait) and takes the word marked contested, so the kernel's owner and
-the word agree again.  This is the algorithm of :class:`futex.demo_sync.FutexMutex` with
+the word agree again.  This is the algorithm of :class:`futex.demo.sync.FutexMutex` with
 this adapter's word protocol.
 
 The condition variable's ``notify_all`` is ``zx_futex_requeue(seq, 1, seq, mutex,
@@ -52,7 +52,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from futex.demo_kernels import CallCounter, Check, FutexCallError, FutexOps, View
+from futex.demo.kernels import CallCounter, Check, FutexCallError, FutexOps, View
 from futex.kernel import FutexManager
 from futex.zircon import Process, Thread, ZirconKernel, abi
 

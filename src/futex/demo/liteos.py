@@ -24,7 +24,7 @@ happen:
 - every waiter queued on ``seq`` at the requeue was queued before the increment, so waking
   it (or moving it to the mutex) is right; and the one the requeue wakes re-takes the
   mutex marked contested, so the moved ones are woken one per unlock (the argument of
-  :class:`futex.demo_sync.FutexCondvar`, which never needed the compare).
+  :class:`futex.demo.sync.FutexCondvar`, which never needed the compare).
 
 So the compare could only fail for a notify made without the mutex.  musl relies on the
 same property: its ``pthread_cond_timedwait`` hands waiters to the mutex with a plain
@@ -47,7 +47,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from futex.demo_kernels import INT_MAX, CallCounter, Check, FutexCallError, FutexOps, View
+from futex.demo.kernels import INT_MAX, CallCounter, Check, FutexCallError, FutexOps, View
 from futex.kernel import FutexManager
 from futex.liteos import FutexTable, LiteosKernel, Process, Task, abi, futex_index
 

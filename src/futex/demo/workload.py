@@ -4,26 +4,28 @@ nothing but emulated futexes — on Linux, Zircon or LiteOS-A.
 Several real Python threads act as tasks of **one** emulated process of the chosen kernel.
 Everything they share lives in that process's emulated memory (one ``mmap``'d page), and
 every time a thread has to sleep or wake another it makes the kernel's futex call, exactly
-as a C program would.  The algorithms (:mod:`futex.demo_sync`: a futex mutex, a
+as a C program would.  The algorithms (:mod:`futex.demo.sync`: a futex mutex, a
 sequence-counter condition variable whose ``notify_all`` requeues onto the mutex, a ring
-buffer) are written once; a :class:`~futex.demo_kernels.FutexOps` adapter per kernel
+buffer) are written once; a :class:`~futex.demo.kernels.FutexOps` adapter per kernel
 makes the calls (:data:`KERNELS`):
 
-==========  ============================  ================================================
-kernel      adapter                       what the report shows besides the checks
-==========  ============================  ================================================
-linux       :class:`LinuxOps`             futex(2) calls by command, bucket statistics
-zircon      :class:`~futex.demo_zircon.   who owns the mutex futex, at which base and
-            ZirconOps`                    inherited priority, as it changes
-liteos      :class:`~futex.demo_liteos.   the 80-bucket ``g_futexHash``: which buckets
-            LiteosOps`                    hold which keys, the queues in wake order
-==========  ============================  ================================================
+==========  =================================  ===========================================
+kernel      adapter                            what the report shows besides the checks
+==========  =================================  ===========================================
+linux       :class:`~futex.demo.kernels.       futex(2) calls by command, bucket
+            LinuxOps`                          statistics
+zircon      :class:`~futex.demo.zircon.        who owns the mutex futex, at which base and
+            ZirconOps`                         inherited priority, as it changes
+liteos      :class:`~futex.demo.liteos.        the 80-bucket ``g_futexHash``: which
+            LiteosOps`                         buckets hold which keys, the queues in wake
+                                               order
+==========  =================================  ===========================================
 
-:func:`run_demo` runs producers and consumers over a :class:`Ring`, then checks the result
-(every item consumed exactly once, in FIFO order per producer; no task left blocked; the
-kernel's invariants hold; no waiter left queued; plus the adapter's own checks) and
-reports what the kernel did.  (The robust-futex scenario that ``python -m futex demo``
-runs after the Linux workload is in :mod:`futex.demo_robust`.)
+:func:`run_demo` runs producers and consumers over a :class:`~futex.demo.sync.Ring`,
+then checks the result (every item consumed exactly once, in FIFO order per producer; no
+task left blocked; the kernel's invariants hold; no waiter left queued; plus the adapter's
+own checks) and reports what the kernel did.  (The robust-futex scenario that
+``python -m futex demo`` runs after the Linux workload is in :mod:`futex.demo.robust`.)
 
 The calling thread only watches: every ``interval`` it samples progress, the core's
 bucket statistics and the adapter's view of its kernel, and it declares the run stuck
@@ -39,10 +41,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from futex.demo_kernels import INT_MAX, Check, FutexCallError, FutexOps, LinuxOps, TaskT
-from futex.demo_liteos import LiteosOps
-from futex.demo_sync import FutexCondvar, FutexMutex, Ring
-from futex.demo_zircon import ZirconOps
+from futex.demo.kernels import Check, FutexOps, LinuxOps, TaskT
+from futex.demo.liteos import LiteosOps
+from futex.demo.sync import Ring
+from futex.demo.zircon import ZirconOps
 from futex.kernel import FutexStats
 
 __all__ = [
@@ -50,21 +52,11 @@ __all__ = [
     "DEFAULT_ITEMS",
     "DEFAULT_KERNEL",
     "DEFAULT_THREADS",
-    "INT_MAX",
     "KERNELS",
     "MAX_THREADS",
-    "Check",
     "DemoConfig",
     "DemoReport",
-    "FutexCallError",
-    "FutexCondvar",
-    "FutexMutex",
-    "FutexOps",
-    "LinuxOps",
-    "LiteosOps",
     "Progress",
-    "Ring",
-    "ZirconOps",
     "check_items",
     "new_ops",
     "run_demo",

@@ -2,7 +2,7 @@
 sequence-counter condition variable, and a bounded ring buffer guarded by them.
 
 Everything lives in one emulated process's memory and every sleep or wake is a futex call
-through a :class:`~futex.demo_kernels.FutexOps` adapter (Linux futex(2), Zircon
+through a :class:`~futex.demo.kernels.FutexOps` adapter (Linux futex(2), Zircon
 ``zx_futex_*`` or LiteOS-A ``SysFutex``), exactly as a C program would make it:
 
 - :class:`FutexMutex` — Drepper's "Mutex, Take 2" ("Futexes Are Tricky"), the algorithm
@@ -57,7 +57,7 @@ from __future__ import annotations
 
 from typing import Generic
 
-from futex.demo_kernels import INT_MAX, FutexOps, TaskT
+from futex.demo.kernels import INT_MAX, FutexOps, TaskT
 
 __all__ = ["FutexCondvar", "FutexMutex", "Ring"]
 
@@ -223,7 +223,7 @@ class FutexCondvar(Generic[TaskT]):
     - *The compare of the requeue.*  It cannot fail while notifiers hold the mutex
       (``seq`` changes only under it); if it does (a notify without the mutex), the
       fallback is a wake of all, which is always correct.  LiteOS's requeue has no
-      compare, and needs none for the same reason (:mod:`futex.demo_liteos`).
+      compare, and needs none for the same reason (:mod:`futex.demo.liteos`).
     """
 
     def __init__(self, ops: FutexOps[TaskT], addr: int, mutex: FutexMutex[TaskT]) -> None:

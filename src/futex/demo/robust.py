@@ -5,7 +5,7 @@ Real Python threads drive the tasks of **one** emulated process; the mutexes, an
 thread's ``struct robust_list_head``, live in that process's emulated memory.  The
 user-space half is glibc's, step by step (``nptl/pthread_mutex_lock.c`` /
 ``pthread_mutex_unlock.c`` / ``pthread_mutex_consistent.c`` for a robust mutex, with and
-without ``PTHREAD_PRIO_INHERIT``: :mod:`futex.demo_robust_mutex`); the kernel half is the
+without ``PTHREAD_PRIO_INHERIT``: :mod:`futex.demo.robust_mutex`); the kernel half is the
 emulated futex(2), ``set_robust_list`` and task exit.
 
 (a) **Robust PI mutex.**  A SCHED_OTHER owner takes the mutex (user-space CAS 0 -> TID,
@@ -42,8 +42,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from futex.demo import Check
-from futex.demo_robust_mutex import (
+from futex.demo.kernels import Check
+from futex.demo.robust_mutex import (
     EOWNERDEAD,
     PTHREAD_MUTEX_INCONSISTENT,
     RobustList,

@@ -1,6 +1,6 @@
 """The futex calls the demo workload needs, one adapter per kernel personality.
 
-The mutex, condition variable and ring of :mod:`futex.demo_sync` are written once; what
+The mutex, condition variable and ring of :mod:`futex.demo.sync` are written once; what
 differs between Linux, Zircon and LiteOS-A is behind a :class:`FutexOps` adapter bound to
 one emulated process:
 
@@ -33,7 +33,7 @@ its personality makes visible), reads the mutex word protocol (:meth:`FutexOps.l
 :meth:`FutexOps.contested`, :meth:`FutexOps.owner_of_word`), and observes: calls by name,
 the core's statistics, the kernel's invariants, a live status line and the closing report
 lines.  This module holds the base class and the Linux adapter; Zircon's is in
-:mod:`futex.demo_zircon`, LiteOS's in :mod:`futex.demo_liteos`.
+:mod:`futex.demo.zircon`, LiteOS's in :mod:`futex.demo.liteos`.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ class FutexOps(ABC, Generic[TaskT]):
         self._names[self.task_id(task)] = name
         return task
 
-    # -- the mutex word protocol (futex.demo_sync.FutexMutex) ---------------------------
+    # -- the mutex word protocol (futex.demo.sync.FutexMutex) ---------------------------
 
     def locked_value(self, task: TaskT) -> int:
         """The mutex word of ``task`` holding the lock, uncontested."""
