@@ -17,6 +17,7 @@ import pytest
 from hypothesis import Phase, settings
 
 from futex.kernel import ManualClock
+from futex.kernel.locking import DEBUG_LOCKS
 from futex.linux import LinuxKernel, Task
 from futex.linux.host import probe
 from tests.support import Blocking, wait_until
@@ -32,7 +33,12 @@ if os.environ.get("CI"):
 
 def pytest_report_header() -> list[str]:
     """The host facts the differential tests build their emulator from (probed)."""
-    return ["futex host probe:", *(f"  {line}" for line in probe().describe())]
+    checks = "on" if DEBUG_LOCKS else "off (FUTEX_DEBUG_LOCKS=1 turns them on)"
+    return [
+        "futex host probe:",
+        *(f"  {line}" for line in probe().describe()),
+        f"futex lock checks: {checks}",
+    ]
 
 
 @pytest.fixture

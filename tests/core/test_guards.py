@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -26,6 +27,8 @@ import futex.kernel.pi as kernel_pi
 from futex.kernel import ClockId, ManualClock, TaskStateError
 from futex.kernel.blocking import PendingWait
 from futex.linux import LinuxKernel
+from futex.linux import Process as LinuxProcess
+from futex.linux import Task as LinuxTask
 from futex.linux import abi as lx
 from futex.liteos import LiteosKernel
 from futex.liteos import abi as los
@@ -271,11 +274,22 @@ def test_zircon_arguments_truncate_like_the_c_prototype(zx: Zx) -> None:
 # -- 2b. one guard for the three personalities ---------------------------------------------
 
 
-def _linux() -> tuple[LinuxKernel, Any, Any, Any, int]:
+@dataclass(frozen=True)
+class LinuxSetup:
+    """A Linux kernel on a manual clock, a process with two tasks and a zeroed page."""
+
+    kernel: LinuxKernel
+    process: LinuxProcess
+    task: LinuxTask
+    other: LinuxTask
+    page: int
+
+
+def _linux() -> LinuxSetup:
     k = LinuxKernel(clock=ManualClock())
     p = k.new_process()
     t, other = p.new_task(), p.new_task()
-    return k, p, t, other, p.mmap(4096)
+    return LinuxSetup(kernel=k, process=p, task=t, other=other, page=p.mmap(4096))
 
 
 LINUX_ENTRIES: dict[str, Callable[[Any, int], object]] = {
@@ -293,7 +307,8 @@ def test_linux_blocked_task_cannot_call(entry: Callable[[Any, int], object]) -> 
     """A Linux task blocked in a call makes no other: TaskStateError (a RuntimeError)
     naming the task and "blocked", nothing done or counted; once its wait settled it calls
     again."""
-    k, _p, t, other, a = _linux()
+    env = _linux()
+    k, t, other, a = env.kernel, env.task, env.other, env.page
     pw = t.syscall_futex_nb(a, WAIT_P, 0, 0, 0, 0)
     assert isinstance(pw, PendingWait)
     calls = k.calls()
@@ -311,7 +326,8 @@ def test_linux_blocked_task_cannot_call(entry: Callable[[Any, int], object]) -> 
 def test_linux_exited_or_exiting_task_cannot_call(entry: Callable[[Any, int], object]) -> None:
     """Exiting (between begin_exit and exit), in its exec (begin_exec .. exec) or exited:
     not in user mode, so no call."""
-    _k, _p, t, _other, a = _linux()
+    env = _linux()
+    t, a = env.task, env.page
     t.begin_exec()
     with pytest.raises(TaskStateError, match="is in its exec") as info:
         entry(t, a)
@@ -329,7 +345,8 @@ def test_linux_exited_or_exiting_task_cannot_call(entry: Callable[[Any, int], ob
 
 def test_linux_syscall_number_must_be_an_int() -> None:
     """The number is a register too: 202.0 is not futex(2) (it used to dispatch as 202)."""
-    k, _p, t, _other, a = _linux()
+    env = _linux()
+    k, t, a = env.kernel, env.task, env.page
     for nr in (202.0, "202", None):
         with pytest.raises(TypeError, match="system call number must be an int"):
             t.syscall_nb(nr, a, WAKE_P, 1)
@@ -530,7 +547,8 @@ def test_wait_blocked_on_a_task_that_exits_raises(name: str) -> None:
 
 
 def test_wait_blocked_on_a_linux_task_that_begins_exiting_raises() -> None:
-    _k, _p, t, _other, _a = _linux()
+    env = _linux()
+    t = env.task
     t.begin_exit()
     with pytest.raises(TaskStateError, match="is exiting"):
         t.wait_blocked(timeout=PATIENCE)
@@ -540,7 +558,8 @@ def test_wait_blocked_on_a_linux_task_that_begins_exiting_raises() -> None:
 def test_wait_blocked_returns_a_wait_that_began_and_ended_meanwhile() -> None:
     """A call that blocked after wait_blocked was called and was woken before the watcher
     looked is returned, done, instead of waiting for another block."""
-    _k, _p, t, other, a = _linux()
+    env = _linux()
+    t, other, a = env.task, env.other, env.page
     got: list[PendingWait] = []
     th = threading.Thread(target=lambda: got.append(t.wait_blocked(timeout=PATIENCE)))
     th.start()

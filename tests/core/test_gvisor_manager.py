@@ -22,18 +22,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
 from futex.kernel import (
     MATCH_ANY,
+    PRIORITY,
     FutexManager,
     MemoryFault,
     MisalignedAddress,
+    QueueOrder,
     ValueMismatch,
     Waiter,
 )
+from futex.kernel.waiter import WaitQueue
 from futex.memory import PROT_READ, PROT_WRITE, AddressSpace
 
 #: Real seconds a thread may take before a test calls it stuck (only ever reached on a bug).
@@ -501,16 +503,23 @@ def _race_wait_complete_with_requeue(env: Env) -> None:
     finish(env)
 
 
-class _MoveHookManager(FutexManager):
-    """A manager that calls ``hook(w)`` while a requeue moves ``w``: after it has left its
-    old queue and before it joins the new one (both bucket locks held)."""
+class _MoveHookOrder(QueueOrder):
+    """Linux's priority order, calling ``hook(w)`` while a requeue moves ``w``: after it
+    has left its old queue and before it joins the new one (both bucket locks held).  A
+    queueing policy is where every enqueue passes, the move's included."""
 
-    hook: Callable[[Waiter], None] | None = None
+    name = "priority, hooked"
 
-    def enqueue_locked(self, b: Any, key: Any, w: Waiter) -> None:
-        if self.hook is not None and w.key is not None and w.key != key:
+    def __init__(self) -> None:
+        self.hook: Callable[[Waiter], None] | None = None
+
+    def enqueue(self, queue: WaitQueue, w: Waiter) -> None:
+        if self.hook is not None and w.key is not None and w.key != queue.key:
             self.hook(w)
-        super().enqueue_locked(b, key, w)
+        PRIORITY.enqueue(queue, w)
+
+    def in_order(self, a: Waiter, b: Waiter) -> bool:
+        return PRIORITY.in_order(a, b)
 
 
 @pytest.mark.parametrize("private", [True, False], ids=["private", "shared"])
@@ -520,10 +529,12 @@ def test_wait_complete_inside_requeue_window(private: bool) -> None:
     two queues) must still report no wake and leave it dequeued (gVisor re-points
     ``w.bucket`` atomically under both locks; Linux moves ``q->lock_ptr`` likewise).
 
-    White-box: the move is observed through the manager's ``enqueue_locked``; the helper
-    thread gets a bounded head start and, if it blocks on a bucket lock (as a correct
-    implementation may), finishes after the requeue."""
-    m = _MoveHookManager()
+    White-box: the move is observed through the manager's queue order (every enqueue,
+    the move's included, asks it where the waiter goes); the helper thread gets a bounded
+    head start and, if it blocks on a bucket lock (as a correct implementation may),
+    finishes after the requeue."""
+    order = _MoveHookOrder()
+    m = FutexManager(order=order)
     s = AddressSpace()
     a = s.mmap(4096, shared=True)
     w = Waiter()
@@ -538,11 +549,10 @@ def test_wait_complete_inside_requeue_window(private: bool) -> None:
         t.start()
         t.join(0.5)  # bounded: a correct wait_complete may block until the requeue ends
 
-    m.hook = hook
+    order.hook = hook
     assert m.requeue(s, a, a + 4, private, 0, 1) == (0, 1)
-    m.hook = None
-    if not helpers:
-        pytest.skip("the requeue did not move the waiter through enqueue_locked")
+    order.hook = None
+    assert helpers, "the requeue did not move the waiter through its queue order"
     helpers[0].join(STUCK)
     assert not helpers[0].is_alive()
     assert results == [False], "wait_complete reported a wake nobody made"

@@ -20,17 +20,16 @@ import pytest
 
 import futex.kernel
 from futex.kernel import ManualClock
+from futex.kernel.blocking import PendingWait
 from futex.kernel.buckets import SplitLayout
 from futex.kernel.pi import OWNED_WAIT_QUEUE, RT_MUTEX
 from futex.kernel.policy import FutexPolicy
 from futex.kernel.waiter import PRIORITY
 from futex.linux import LinuxKernel
-from futex.linux.blocking import LINUX_OUTCOMES, PendingWait
-from futex.linux.policy import LINUX_POLICY
+from futex.linux.policy import LINUX_OUTCOMES, LINUX_POLICY
 from futex.liteos import LITEOS_OUTCOMES, LiteosKernel, LiteosLayout
-from futex.liteos import PendingWait as LiteosPendingWait
 from futex.liteos.policy import LITEOS_POLICY
-from futex.zircon import ZIRCON_OUTCOMES, ZirconKernel, ZirconPendingWait
+from futex.zircon import ZIRCON_OUTCOMES, ZirconKernel
 from futex.zircon.policy import ZIRCON_POLICY
 
 CORE = pathlib.Path(futex.kernel.__file__).parent
@@ -83,7 +82,7 @@ def test_the_three_policies_differ_by_the_documented_fields() -> None:
     }
     assert differing == {
         "name", "layout", "inheritance", "ownership", "outcomes", "value_mismatch",
-        "empty_wake", "same_futex_requeue",
+        "empty_wake", "same_futex_requeue", "misaligned", "fault", "pi_conflict",
     }
     assert {p.order for p in policies.values()} == {PRIORITY}  # all priority, FIFO
     assert [p.inheritance for p in policies.values()] == [RT_MUTEX, OWNED_WAIT_QUEUE, None]
@@ -95,6 +94,11 @@ def test_the_three_policies_differ_by_the_documented_fields() -> None:
     # ZX_ERR_BAD_STATE, LOS_EBADF
     assert [p.empty_wake for p in policies.values()] == [None, 0, -9]
     assert [p.same_futex_requeue for p in policies.values()] == [None, -10, -22]
+    # the error ladder (futex.kernel.decode.error_code): EINVAL / INVALID_ARGS / EINVAL,
+    # EFAULT / INVALID_ARGS / EINVAL, EINVAL / none / none
+    assert [p.misaligned for p in policies.values()] == [-22, -10, -22]
+    assert [p.fault for p in policies.values()] == [-14, -10, -22]
+    assert [p.pi_conflict for p in policies.values()] == [-22, None, None]
     assert isinstance(LINUX_POLICY.layout(), SplitLayout)
     zircon_layout = ZIRCON_POLICY.layout()
     assert isinstance(zircon_layout, SplitLayout) and zircon_layout.private.size == 37
@@ -102,23 +106,41 @@ def test_the_three_policies_differ_by_the_documented_fields() -> None:
     assert [len(t.buckets) for t in LITEOS_POLICY.layout().tables()] == [80]
 
 
+def _outcomes(r: int | PendingWait) -> object:
+    """The outcomes of a blocked call (which is then killed: nothing stays queued)."""
+    assert isinstance(r, PendingWait), f"expected the wait to block, it returned {r}"
+    outcomes = r.outcomes
+    r.kill()
+    return outcomes
+
+
 def test_each_kernel_is_built_from_its_policy() -> None:
+    """Managers take the policy's order and layout; every blocked call, the core's one
+    PendingWait class, takes the policy's outcomes."""
     clock = ManualClock()
     linux = LinuxKernel(clock=clock)
     lp = linux.new_process()
     assert linux.policy is LINUX_POLICY and lp.futex.order is LINUX_POLICY.order
-    assert PendingWait.outcomes is LINUX_POLICY.outcomes
+    lt = lp.new_task()
+    a = lp.mmap(4096)
+    assert _outcomes(lt.syscall_futex_nb(a, 0x80, 0, 0, 0, 0)) is LINUX_POLICY.outcomes
 
     zircon = ZirconKernel(clock=clock)
     zp = zircon.new_process()
     assert zircon.policy is ZIRCON_POLICY and zp.futex.order is ZIRCON_POLICY.order
     assert zircon.pi.inheritance is ZIRCON_POLICY.inheritance
-    assert ZirconPendingWait.outcomes is ZIRCON_POLICY.outcomes
+    zt = zp.new_thread()
+    zt.start()
+    z = zp.mmap(4096)
+    assert _outcomes(zt.futex_wait_nb(z, 0, 0, 2**63 - 1)) is ZIRCON_POLICY.outcomes
 
     liteos = LiteosKernel(clock=clock)
     assert liteos.policy is LITEOS_POLICY and liteos.futex.order is LITEOS_POLICY.order
     assert isinstance(liteos.futex.layout, LiteosLayout)
-    assert LiteosPendingWait.outcomes is LITEOS_POLICY.outcomes
+    op = liteos.new_process()
+    ot = op.new_task()
+    o = op.mmap(4096)
+    assert _outcomes(ot.syscall_futex_nb(o, 0x80, 0, 0xFFFFFFFF, 0)) is LITEOS_POLICY.outcomes
 
 
 def test_value_mismatch_answer_per_kernel() -> None:

@@ -32,7 +32,7 @@ import pytest
 
 from futex.kernel import ClockId, ManualClock
 from futex.linux import LinuxKernel, PendingWait, Process, Task, abi
-from futex.linux.pi_exit import FutexState, PiPendingWait
+from futex.linux.pi_exit import FutexState, exiting_owner
 from tests.support import STATE_TIMEOUT, Blocking, wait_until
 
 PRIV = abi.FUTEX_PRIVATE_FLAG
@@ -55,8 +55,8 @@ ETIMEDOUT = -abi.ETIMEDOUT
 OK, EXITING, DEAD = FutexState.OK, FutexState.EXITING, FutexState.DEAD
 
 
-def pending(r: int | PendingWait) -> PiPendingWait:
-    assert isinstance(r, PiPendingWait), f"expected the call to block, it returned {r}"
+def pending(r: int | PendingWait) -> PendingWait:
+    assert isinstance(r, PendingWait), f"expected the call to block, it returned {r}"
     assert not r.done()
     return r
 
@@ -255,7 +255,7 @@ def test_exiting_robust_owner_hands_owner_died_after_the_wait(s: Scene, cmd: int
     s.robust(owner)
     owner.begin_exit()
     pw = pending(s.lock(waiter, cmd))
-    assert pw.exiting_owner is owner and waiter.blocked is pw
+    assert exiting_owner(pw) is owner and waiter.blocked is pw
     assert owner.futex_exit_mutex.waiters == 1
     assert s.word() == owner.tid | W
     assert s.queued() == 0 and not owner.pi_states
@@ -309,7 +309,7 @@ def test_word_changed_during_the_wait_is_read_again(ps: Scene) -> None:
     ps.p.store_u32(ps.a, other.tid)  # another task took it in user space meanwhile
     owner.exit()
     assert not pw1.done() and not pw2.done()  # both now PI waiters on `other`
-    assert pw1.exiting_owner is None and ps.queued() == 2
+    assert exiting_owner(pw1) is None and ps.queued() == 2
     assert ps.word() == other.tid | W and other.pi_states
     assert ps.unlock(other) == 0
     assert pw1.result() == 0 and ps.word() == w1.tid | W
@@ -340,7 +340,7 @@ def test_retry_meeting_another_exiting_owner_waits_again(ps: Scene) -> None:
     pw = pending(ps.lock(waiter))
     ps.p.store_u32(ps.a, second.tid)
     first.exit()
-    assert not pw.done() and pw.exiting_owner is second
+    assert not pw.done() and exiting_owner(pw) is second
     assert second.futex_exit_mutex.waiters == 1 and first.futex_exit_mutex.waiters == 0
     second.exit()
     assert pw.result() == 0 and ps.word() == OD | waiter.tid
@@ -377,7 +377,7 @@ def test_pi_waiter_already_queued_attaches_without_waiting(ps: Scene, robust: bo
     pw1 = pending(ps.lock(w1))
     owner.begin_exit()
     pw2 = pending(ps.lock(w2))
-    assert pw2.exiting_owner is None and owner.futex_exit_mutex.waiters == 0
+    assert exiting_owner(pw2) is None and owner.futex_exit_mutex.waiters == 0
     assert ps.queued() == 2
     r = ps.lock(ps.task(), TRYLOCK_PI)
     assert r == -abi.EWOULDBLOCK  # attached, then rt_mutex_futex_trylock fails
@@ -409,7 +409,7 @@ def test_deadline_passing_during_the_wait_changes_nothing_until_the_retry(
     utime = ps.realtime_in(5 * SEC) if cmd == LOCK_PI else ps.monotonic_in(5 * SEC)
     pw = pending(ps.lock(waiter, cmd, utime))
     ps.clock.advance(60 * SEC)
-    assert not pw.done() and pw.exiting_owner is owner
+    assert not pw.done() and exiting_owner(pw) is owner
     owner.exit()
     assert pw.result() == 0 and ps.word() == OD | waiter.tid
     assert ps.unlock(waiter) == 0
@@ -438,7 +438,7 @@ def test_deadline_past_at_entry_still_waits_for_the_exit(ps: Scene) -> None:
     ps.robust(owner)
     owner.begin_exit()
     pw = pending(ps.lock(waiter, LOCK_PI, ps.realtime_in(-10 * SEC)))
-    assert pw.exiting_owner is owner
+    assert exiting_owner(pw) is owner
     owner.exit()
     assert pw.result() == 0 and ps.word() == OD | waiter.tid
     assert ps.unlock(waiter) == 0
@@ -477,7 +477,7 @@ def test_signal_during_the_wait_is_not_seen_if_the_retry_ends_the_call(
     owner.begin_exit()
     pw = pending(ps.lock(waiter, cmd))
     assert waiter.interrupt(handler=True, restart=False)
-    assert not pw.done() and pw.exiting_owner is owner
+    assert not pw.done() and exiting_owner(pw) is owner
     owner.exit()
     assert pw.result() == ESRCH
 
@@ -528,7 +528,7 @@ def test_cmp_requeue_pi_waits_then_hands_owner_died_to_the_top_waiter(s: Scene) 
     r1, r2 = s.wait_rq(t1), s.wait_rq(t2)
     owner.begin_exit()
     pw = pending(s.cmp_requeue(waker, INT_MAX))
-    assert pw.exiting_owner is owner and waker.blocked is pw
+    assert exiting_owner(pw) is owner and waker.blocked is pw
     assert s.word() == owner.tid | W and not r1.done()
     owner.exit()
     assert pw.result() == 2
@@ -590,7 +590,7 @@ def test_lock_pi_racing_exec_attaches_to_the_task_after_it(ps: Scene) -> None:
     pw = pending(ps.lock(waiter))
     owner.exec()
     assert owner.futex_state is OK and owner.alive
-    assert not pw.done() and pw.exiting_owner is None
+    assert not pw.done() and exiting_owner(pw) is None
     assert owner.prio == waiter.prio and owner.pi_states
     assert ps.unlock(owner) == 0
     assert pw.result() == 0 and ps.word() == W | waiter.tid

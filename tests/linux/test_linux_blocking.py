@@ -1,4 +1,5 @@
-"""futex.linux.blocking: the pending-wait object behind both ways to block.
+"""The core's pending wait under Linux's outcomes (futex.linux.policy): the object behind
+both ways to block.
 
 Linux semantics pinned here: ``__futex_wait`` returns 0 when a waker dequeued the waiter
 even if a timeout or signal raced with it; ERESTARTSYS / ERESTART_RESTARTBLOCK turn into

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -63,10 +64,19 @@ def make(clock: ManualClock) -> Iterator[Make]:
             p.futex.check_invariants()
 
 
-def one_task(k: LinuxKernel) -> tuple[Process, Task, int]:
+@dataclass(frozen=True)
+class OneTask:
     """A process, a task in it and a fresh zeroed page."""
+
+    process: Process
+    task: Task
+    page: int
+
+
+def one_task(k: LinuxKernel) -> OneTask:
+    """A new process of ``k`` with one task and a fresh zeroed page (:class:`OneTask`)."""
     p = k.new_process()
-    return p, p.new_task(), p.mmap(4096)
+    return OneTask(process=p, task=p.new_task(), page=p.mmap(4096))
 
 
 def timespec(p: Process, sec: int, nsec: int = 0) -> int:
@@ -150,7 +160,8 @@ def test_probed_facts_build_a_kernel() -> None:
     assert facts.futex_waitv or not facts.waitv_validates_val  # no call, no check
     assert facts.futex2 or not facts.futex2_numa
     k = LinuxKernel(clock=ManualClock(), facts=facts)
-    _, t, a = one_task(k)
+    one = one_task(k)
+    t, a = one.task, one.page
     assert t.syscall_futex(a, WAKE_PRIVATE, 1, 0, 0, 0) == 0
     assert t.syscall_futex(a, WAIT_PRIVATE, 1, 0, 0, 0) == -abi.EAGAIN
 
@@ -162,7 +173,8 @@ def test_probed_facts_build_a_kernel() -> None:
 def test_wait_clock_realtime_enosys_since_5_13(make: Make, release: str) -> None:
     """4fbf5d6837bf (5.13) reverted 337f13046ff0: do_futex gives ENOSYS -- after
     sys_futex has read and checked the timeout."""
-    p, t, a = one_task(make(release))
+    one = one_task(make(release))
+    p, t, a = one.process, one.task, one.page
     assert t.syscall_futex(a, WAIT_PRIVATE | RT, 0, 0, 0, 0) == -abi.ENOSYS
     assert t.syscall_futex(a, WAIT_PRIVATE | RT, 0, timespec(p, 1), 0, 0) == -abi.ENOSYS
     assert t.syscall_futex(a, WAIT_PRIVATE | RT, 0, timespec(p, 0, SEC), 0, 0) == -abi.EINVAL
@@ -172,7 +184,8 @@ def test_wait_clock_realtime_enosys_since_5_13(make: Make, release: str) -> None
 @pytest.mark.parametrize("release", ["5.10", "5.12"])
 def test_wait_clock_realtime_accepted_before_5_13(make: Make, release: str) -> None:
     """337f13046ff0 (4.5): FUTEX_WAIT takes FUTEX_CLOCK_REALTIME like WAIT_BITSET."""
-    p, t, a = one_task(make(release))
+    one = one_task(make(release))
+    p, t, a = one.process, one.task, one.page
     assert t.syscall_futex(a, WAIT_PRIVATE | RT, 1, 0, 0, 0) == -abi.EAGAIN
     w = t.syscall_futex_nb(a, WAIT_PRIVATE | RT, 0, 0, 0, 0)
     assert isinstance(w, PendingWait) and not w.done()
@@ -184,7 +197,8 @@ def test_wait_clock_realtime_timeout_before_5_13(make: Make, clock: ManualClock)
     """The bug 4fbf5d6837bf names: sys_futex adds the relative timeout to ktime_get()
     (CLOCK_MONOTONIC), futex_wait arms it as an absolute CLOCK_REALTIME deadline.  With the
     wall clock ahead of the uptime the wait times out at once, after the value check."""
-    p, t, a = one_task(make("5.10"))
+    one = one_task(make("5.10"))
+    p, t, a = one.process, one.task, one.page
     five = timespec(p, 5)
     assert t.syscall_futex(a, WAIT_PRIVATE | RT, 1, five, 0, 0) == -abi.EAGAIN
     assert t.syscall_futex(a, WAIT_PRIVATE | RT, 0, five, 0, 0) == -abi.ETIMEDOUT
@@ -204,7 +218,8 @@ def test_wait_timeout_stays_monotonic_since_5_13(make: Make, clock: ManualClock)
     """Without the flag FUTEX_WAIT's timeout is relative on CLOCK_MONOTONIC in every
     release (futex_init_timeout)."""
     for release in ("5.10", NEWEST):
-        p, t, a = one_task(make(release))
+        one = one_task(make(release))
+        p, t, a = one.process, one.task, one.page
         w = t.syscall_futex_nb(a, WAIT_PRIVATE, 0, timespec(p, 2), 0, 0)
         assert isinstance(w, PendingWait)
         assert clock.next_deadline(ClockId.MONOTONIC) == clock.now(ClockId.MONOTONIC) + 2 * SEC
@@ -219,14 +234,16 @@ def test_wait_timeout_stays_monotonic_since_5_13(make: Make, clock: ManualClock)
 def test_lock_pi2_enosys_before_5_14(make: Make, release: str) -> None:
     """bf22a6976897 (5.14) added LOCK_PI2; before, command 13 is unknown: ENOSYS, and
     futex_cmd_has_timeout does not know it, so a bad timeout pointer is never read."""
-    _, t, a = one_task(make(release))
+    one = one_task(make(release))
+    t, a = one.task, one.page
     assert t.syscall_futex(a, abi.FUTEX_LOCK_PI2 | PRIV, 0, 0, 0, 0) == -abi.ENOSYS
     assert t.syscall_futex(a, abi.FUTEX_LOCK_PI2 | PRIV, 0, 8, 0, 0) == -abi.ENOSYS
 
 
 @pytest.mark.parametrize("release", ["5.14", "5.15", "6.6", NEWEST])
 def test_lock_pi2_since_5_14(make: Make, release: str) -> None:
-    p, t, a = one_task(make(release))
+    one = one_task(make(release))
+    p, t, a = one.process, one.task, one.page
     assert t.syscall_futex(a, abi.FUTEX_LOCK_PI2 | PRIV, 0, 8, 0, 0) == -abi.EFAULT
     assert t.syscall_futex(a, abi.FUTEX_LOCK_PI2 | PRIV, 0, 0, 0, 0) == 0
     assert p.load_u32(a) == t.tid
@@ -246,7 +263,8 @@ def waitv(p: Process, *entries: tuple[int, int, int]) -> int:
 @pytest.mark.parametrize("release", RELEASES)
 def test_futex_waitv_since_5_16(make: Make, release: str) -> None:
     """bf69bad38cf6 (5.16): futex_waitv (449); before, ENOSYS as any unknown number."""
-    p, t, a = one_task(make(release))
+    one = one_task(make(release))
+    p, t, a = one.process, one.task, one.page
     r = t.syscall(abi.SYS_futex_waitv, waitv(p, (1, a, U32F_PRIV)), 1, 0, 0, 0)
     has = parse_release(release) >= (5, 16)
     assert r == (-abi.EAGAIN if has else -abi.ENOSYS)
@@ -257,7 +275,8 @@ def test_futex_waitv_since_5_16(make: Make, release: str) -> None:
 def test_futex2_calls_since_6_7(make: Make, release: str) -> None:
     """9f6c532f59b2 / cb8c4312afca (6.7): futex_wake / futex_wait / futex_requeue; before,
     ENOSYS whatever the arguments."""
-    _, t, a = one_task(make(release))
+    one = one_task(make(release))
+    t, a = one.task, one.page
     has = parse_release(release) >= (6, 7)
     wake = t.syscall(abi.SYS_futex_wake, a, 0xFFFFFFFF, 1, U32F_PRIV)
     wait = t.syscall(abi.SYS_futex_wait, a, 1, 0xFFFFFFFF, U32F_PRIV, 0, 0)
@@ -272,7 +291,8 @@ def test_futex2_calls_since_6_7(make: Make, release: str) -> None:
 def test_futex2_numa_since_6_16(make: Make, release: str) -> None:
     """cec199c5e39b (6.16): FUTEX2_NUMA; before, an unknown flag bit (EINVAL).  Since,
     FUTEX_NO_NODE in the node word becomes the local node."""
-    p, t, a = one_task(make(release))
+    one = one_task(make(release))
+    p, t, a = one.process, one.task, one.page
     p.store_u32(a + 4, 0xFFFFFFFF)
     r = t.syscall(abi.SYS_futex_wake, a, 0xFFFFFFFF, 1, U32F_PRIV | abi.FUTEX2_NUMA)
     if parse_release(release) >= (6, 16):
@@ -291,7 +311,8 @@ def test_waitv_wide_val_truncated_before_6_7(make: Make, release: str) -> None:
     """5.16 .. 6.6: futex_wait_multiple_setup compares ``(u32)vs[i].w.val``, so a val with
     bits above 31 matches on its low half and sleeps (698eb8263836's changelog: "the value
     would be truncated to a u32")."""
-    p, t, a = one_task(make(release))
+    one = one_task(make(release))
+    p, t, a = one.process, one.task, one.page
     p.store_u32(a, 7)
     mismatch = waitv(p, (1 << 32 | 8, a, U32F_PRIV))
     assert t.syscall(abi.SYS_futex_waitv, mismatch, 1, 0, 0, 0) == -abi.EAGAIN
@@ -305,7 +326,8 @@ def test_waitv_wide_val_truncated_before_6_7(make: Make, release: str) -> None:
 def test_waitv_wide_val_einval_since_6_7(make: Make, release: str) -> None:
     """698eb8263836 (6.7): futex_parse_waitv rejects a val that does not fit the size
     (futex_validate_input), after the flag checks and before any key is taken."""
-    p, t, a = one_task(make(release))
+    one = one_task(make(release))
+    p, t, a = one.process, one.task, one.page
     p.store_u32(a, 7)
     arr = waitv(p, (1, a, U32F_PRIV), (1 << 32 | 7, a + 1, U32F_PRIV))
     assert t.syscall(abi.SYS_futex_waitv, arr, 2, 0, 0, 0) == -abi.EINVAL
@@ -338,7 +360,8 @@ def test_access_ok_limit_by_release(make: Make, release: str, top: int) -> None:
     ``addr <= TASK_SIZE_MAX``."""
     k = make(release)
     assert k.facts.user_ptr_max == top
-    _, t, _ = one_task(k)
+    one = one_task(k)
+    t = one.task
     for addr in (TOP_SIZED, GUARD, SIGN, 1 << 63):
         want = 0 if addr <= top else -abi.EFAULT
         assert t.syscall_futex(addr, WAKE_PRIVATE, 1, 0, 0, 0) == want, hex(addr)
@@ -347,7 +370,8 @@ def test_access_ok_limit_by_release(make: Make, release: str, top: int) -> None:
 def test_access_ok_sign_bit_era_still_faults_on_the_read(make: Make) -> None:
     """6.4 .. 6.11: a non-canonical word passes access_ok but its read faults (EFAULT), and
     a shared key needs a mapping there (get_futex_key: EFAULT)."""
-    _, t, _ = one_task(make("6.6"))
+    one = one_task(make("6.6"))
+    t = one.task
     assert t.syscall_futex(SIGN, WAIT_PRIVATE, 0, 0, 0, 0) == -abi.EFAULT
     assert t.syscall_futex(SIGN, abi.FUTEX_WAKE, 1, 0, 0, 0) == -abi.EFAULT
 
@@ -362,15 +386,26 @@ def test_user_ptr_max_given_overrides_the_release() -> None:
 # -- 6.2 / 6.18: robust lists ----------------------------------------------------------------
 
 
-def dying_with_pending(k: LinuxKernel, word_value: int) -> tuple[Process, Task, int]:
+@dataclass(frozen=True)
+class DyingWithPending:
+    """A process whose task ``dying`` registered a robust list with one pending entry
+    (``list_op_pending``) on ``word``."""
+
+    process: Process
+    dying: Task
+    word: int
+
+
+def dying_with_pending(k: LinuxKernel, word_value: int) -> DyingWithPending:
     """A process whose first task registered a robust list with one pending entry on a
-    word holding ``word_value``; returns the process, that task and the word."""
-    p, dying, page = one_task(k)
+    word holding ``word_value`` (:class:`DyingWithPending`)."""
+    one = one_task(k)
+    p, dying, page = one.process, one.task, one.page
     head, entry, word = page, page + 64, page + 128
     p.write(head, struct.pack("<QqQ", head, word - entry, entry))  # empty list, pending
     p.store_u32(word, word_value)
     assert dying.syscall(SET_ROBUST, head, abi.ROBUST_LIST_HEAD_SIZE) == 0
-    return p, dying, word
+    return DyingWithPending(process=p, dying=dying, word=word)
 
 
 @pytest.mark.parametrize("release", RELEASES)
@@ -380,7 +415,8 @@ def test_exit_wakes_pending_entry_without_tid(make: Make, release: str, word: in
     and nothing else.  90d758896787 (6.2) tests the TID bits; before, the whole word had to
     be 0 (ca16d5bee598), so OWNER_DIED or WAITERS without a TID left the waiter asleep."""
     k = make(release)
-    p, dying, uaddr = dying_with_pending(k, word)
+    scene = dying_with_pending(k, word)
+    p, dying, uaddr = scene.process, scene.dying, scene.word
     waiter = p.new_task()
     w = waiter.syscall_futex_nb(uaddr, abi.FUTEX_WAIT, word, 0, 0, 0)
     assert isinstance(w, PendingWait)
@@ -398,7 +434,8 @@ def test_get_robust_list_error_pointer_head(make: Make, release: str) -> None:
     """6b54082c3ed4 (6.18): futex_get_robust_list_common returns the head or an ERR_PTR, so
     a stored head in [-4095, -1] is answered as that errno with nothing written; before, it
     is an ordinary head: the length, then the head, and 0."""
-    p, t, a = one_task(make(release))
+    one = one_task(make(release))
+    p, t, a = one.process, one.task, one.page
     assert t.syscall(SET_ROBUST, -abi.EFAULT & U64, abi.ROBUST_LIST_HEAD_SIZE) == 0
     r = t.syscall(GET_ROBUST, 0, a, a + 8)
     if release == NEWEST:

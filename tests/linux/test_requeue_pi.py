@@ -8,6 +8,7 @@ timeouts run on the manual clock.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 import pytest
 
@@ -28,20 +29,33 @@ def blocked(r: int | PendingWait) -> PendingWait:
     return r
 
 
+@dataclass(frozen=True)
+class World:
+    """A process with four tasks, a condition word and a PI mutex word on one page."""
+
+    process: Process
+    tasks: tuple[Task, Task, Task, Task]
+    #: the condition variable's futex word (FUTEX_WAIT_REQUEUE_PI waits here)
+    cv: int
+    #: the PI mutex word the waiters are requeued to
+    mutex: int
+
+
 @pytest.fixture
-def world(kernel: LinuxKernel) -> tuple[Process, list[Task], int, int]:
+def world(kernel: LinuxKernel) -> World:
     p = kernel.new_process()
-    tasks = [p.new_task() for _ in range(4)]
+    tasks = (p.new_task(), p.new_task(), p.new_task(), p.new_task())
     page = p.mmap(4096)
-    return p, tasks, page, page + 64  # condition word, PI mutex word
+    return World(process=p, tasks=tasks, cv=page, mutex=page + 64)
 
 
 def test_broadcast_takes_the_free_mutex_for_one_and_queues_the_rest(
-    world: tuple[Process, list[Task], int, int],
+    world: World,
 ) -> None:
     """futex_proxy_trylock_atomic: the top waiter gets the uncontended PI futex (woken,
     returns 0 owning it); the others are requeued onto its PI state; UNLOCK_PI hands on."""
-    p, (t1, t2, t3, waker), cv, m = world
+    p, cv, m = world.process, world.cv, world.mutex
+    t1, t2, t3, waker = world.tasks
     r1 = blocked(t1.syscall_futex_nb(cv, WAIT_RQ, 0, 0, m, 0))
     r2 = blocked(t2.syscall_futex_nb(cv, WAIT_RQ, 0, 0, m, 0))
     r3 = blocked(t3.syscall_futex_nb(cv, WAIT_RQ, 0, 0, m, 0))
@@ -57,11 +71,12 @@ def test_broadcast_takes_the_free_mutex_for_one_and_queues_the_rest(
 
 
 def test_signal_alone_takes_the_mutex_without_waiters_bit(
-    world: tuple[Process, list[Task], int, int],
+    world: World,
 ) -> None:
     """nr_requeue 0 and a free mutex: the top waiter takes it and nobody else is moved;
     FUTEX_WAITERS is not forced (set_waiters = nr_requeue)."""
-    p, (t1, t2, _, waker), cv, m = world
+    p, cv, m = world.process, world.cv, world.mutex
+    t1, t2, _, waker = world.tasks
     r1 = blocked(t1.syscall_futex_nb(cv, WAIT_RQ, 0, 0, m, 0))
     r2 = blocked(t2.syscall_futex_nb(cv, WAIT_RQ, 0, 0, m, 0))
     assert waker.syscall_futex(cv, CMP_RQ, 1, 0, m, 0) == 1
@@ -74,11 +89,12 @@ def test_signal_alone_takes_the_mutex_without_waiters_bit(
 
 
 def test_contended_mutex_requeues_one_more_than_asked(
-    world: tuple[Process, list[Task], int, int],
+    world: World,
 ) -> None:
     """"Requeue nr_requeue waiters and possibly one more ... if we couldn't acquire the
     lock atomically": with the mutex held, nr_requeue 0 still moves the top waiter."""
-    p, (t1, t2, owner, waker), cv, m = world
+    p, cv, m = world.process, world.cv, world.mutex
+    t1, t2, owner, waker = world.tasks
     p.store_u32(m, owner.tid)
     r1 = blocked(t1.syscall_futex_nb(cv, WAIT_RQ, 0, 0, m, 0))
     r2 = blocked(t2.syscall_futex_nb(cv, WAIT_RQ, 0, 0, m, 0))
@@ -94,11 +110,12 @@ def test_contended_mutex_requeues_one_more_than_asked(
 
 
 def test_signal_after_the_requeue_is_ewouldblock(
-    world: tuple[Process, list[Task], int, int],
+    world: World,
 ) -> None:
     """futex_wait_requeue_pi: once requeued, -EINTR from the rt_mutex wait becomes
     -EWOULDBLOCK (the restart would only find the condvar word changed)."""
-    p, (t1, _, owner, waker), cv, m = world
+    p, cv, m = world.process, world.cv, world.mutex
+    t1, _, owner, waker = world.tasks
     p.store_u32(m, owner.tid)
     r1 = blocked(t1.syscall_futex_nb(cv, WAIT_RQ, 0, 0, m, 0))
     assert waker.syscall_futex(cv, CMP_RQ, 1, 0, m, 0) == 1
@@ -109,11 +126,12 @@ def test_signal_after_the_requeue_is_ewouldblock(
 
 
 def test_timeout_after_the_requeue_drops_the_boost(
-    kernel: LinuxKernel, clock: ManualClock, world: tuple[Process, list[Task], int, int]
+    kernel: LinuxKernel, clock: ManualClock, world: World
 ) -> None:
     """A requeued RT waiter boosts the mutex owner (rt_mutex PI); its timeout takes the
     boost away and returns ETIMEDOUT."""
-    p, (t1, _, owner, waker), cv, m = world
+    p, cv, m = world.process, world.cv, world.mutex
+    t1, _, owner, waker = world.tasks
     t1.set_scheduler(abi.SCHED_FIFO, 30)
     ts = p.mmap(4096)
     # WAIT_REQUEUE_PI timeouts are absolute CLOCK_MONOTONIC without FUTEX_CLOCK_REALTIME.
@@ -140,25 +158,27 @@ def test_timeout_after_the_requeue_drops_the_boost(
     ],
 )
 def test_cmp_requeue_pi_argument_rules(
-    world: tuple[Process, list[Task], int, int],
+    world: World,
     why: str,
     uaddr2_off: int,
     nr_wake: int,
     nr_requeue: int,
 ) -> None:
     """futex_requeue(requeue_pi): EINVAL before any key or value is looked at."""
-    _p, (_, _, _, waker), cv, _m = world
+    cv = world.cv
+    waker = world.tasks[3]
     got = waker.syscall_futex(cv, CMP_RQ, nr_wake, nr_requeue & 0xFFFFFFFF, cv + uaddr2_off, 5)
     assert got == -abi.EINVAL, why
 
 
 def test_wrong_target_and_plain_waiters_are_einval(
-    world: tuple[Process, list[Task], int, int],
+    world: World,
 ) -> None:
     """A waiter that declared another PI futex, or a plain FUTEX_WAIT waiter, on the
     condvar: CMP_REQUEUE_PI answers EINVAL; plain WAKE meeting a WAIT_REQUEUE_PI waiter
     answers EINVAL too (``this->rt_waiter``)."""
-    p, (t1, t2, _, waker), cv, m = world
+    p, cv, m = world.process, world.cv, world.mutex
+    t1, t2, _, waker = world.tasks
     r1 = blocked(t1.syscall_futex_nb(cv, WAIT_RQ, 0, 0, m + 4, 0))
     assert waker.syscall_futex(cv, CMP_RQ, 1, 0, m, 0) == -abi.EINVAL
     assert waker.syscall_futex(cv, abi.FUTEX_WAKE | PRIV, 1, 0, 0, 0) == -abi.EINVAL
@@ -174,10 +194,11 @@ def test_wrong_target_and_plain_waiters_are_einval(
     assert r2.result() == 0
 
 
-def test_wait_requeue_pi_checks(world: tuple[Process, list[Task], int, int]) -> None:
+def test_wait_requeue_pi_checks(world: World) -> None:
     """futex_wait_requeue_pi: uaddr == uaddr2 EINVAL; value mismatch EAGAIN; an
     unmapped target EFAULT (its key is taken first); compare value mismatch EAGAIN."""
-    p, (t1, _, _, waker), cv, m = world
+    p, cv, m = world.process, world.cv, world.mutex
+    t1, _, _, waker = world.tasks
     assert t1.syscall_futex(cv, WAIT_RQ, 0, 0, cv, 0) == -abi.EINVAL
     assert t1.syscall_futex(cv, WAIT_RQ, 1, 0, m, 0) == -abi.EAGAIN
     assert t1.syscall_futex(cv, WAIT_RQ, 0, 0, m + 2, 0) == -abi.EINVAL  # misaligned target

@@ -329,4 +329,4 @@ class LinuxOps(FutexOps[Task]):
 
     def bucket_index(self, addr: int) -> int:
         futex = self.process.futex
-        return futex.bucket_of(futex.key(self.process.space, addr, True)).index
+        return futex.bucket_index(futex.key(self.process.space, addr, True))

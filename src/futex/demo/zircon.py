@@ -303,7 +303,7 @@ class ZirconOps(FutexOps[Thread]):
         self.zircon.check_invariants()
 
     def bucket_index(self, addr: int) -> int:
-        return self.process.futex.bucket_of(addr).index
+        return self.process.futex.bucket_index(addr)
 
     def view(self) -> View:
         for name, addr in self.words.items():

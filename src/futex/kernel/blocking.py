@@ -13,16 +13,19 @@ Whichever comes first, the request's ``complete`` decides what happened, as Linu
 a timeout or signal raced with it; else a timeout gives the personality's timed-out
 answer; else the personality's :class:`WaitOutcomes` policy says what a signal does — end
 the call with a result, or restart it from the value check with the same absolute
-deadline.  The three policies (``futex.linux.blocking.LINUX_OUTCOMES`` and the Zircon and
-LiteOS ones) are the only place the kernels differ here.
+deadline.  The outcomes come from the personality's
+:class:`~futex.kernel.policy.FutexPolicy` (``policy.outcomes``, one object per kernel) and
+are the only place the kernels differ here; what a request may add (its restart code, an
+uninterruptible phase) is declared by :class:`~futex.kernel.request.Request`.
 
 Blocking: a thread calls :meth:`PendingWait.wait`; a cooperative scheduler (green threads,
 an emulator's guest threads) registers :meth:`PendingWait.add_done_callback` and resumes its
 task when called.  Both are the same object over the same core.
 
 Lock order: the pending wait's lock, then bucket locks (inside ``wait_complete`` and the
-restart's ``wait_prepare``).  Wakers never hold a bucket lock when they notify, and
-callbacks run with no lock held.
+restart's ``wait_prepare``; the whole tree is in :mod:`futex.kernel.locking`).  Wakers
+never hold a bucket lock when they notify, and callbacks run with no lock held.  Methods
+named ``*_pending_locked`` require the pending wait's lock.
 
 Callbacks are isolated
 ----------------------
@@ -54,17 +57,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, Protocol
 
-from futex.kernel.clock import Clock, ClockId, Timer
+from futex.kernel.clock import Clock, Timer
+from futex.kernel.locking import DEBUG_LOCKS, assert_held, new_lock
+from futex.kernel.request import Deadline, Request
 from futex.kernel.waiter import Waiter
 
 __all__ = ["BlockingTask", "Deadline", "PendingWait", "Request", "WaitOutcomes", "block"]
-
-#: An absolute deadline: (clock, nanoseconds).
-Deadline = tuple[ClockId, int]
-
-_P = TypeVar("_P", bound="PendingWait")
 
 _log = logging.getLogger(__name__)
 
@@ -94,38 +94,20 @@ class WaitOutcomes(Protocol):
         ...
 
 
-
-class Request(Protocol):
-    """The call a pending wait stands for: how to queue it and how to finish it.
-
-    FUTEX_WAIT queues one waiter (:class:`futex.linux.syscalls.WaitRequest`); futex_waitv
-    queues several; a PI lock's request finishes by owning the lock.
-    """
-
-    def prepare(self, notify: Callable[[Waiter], None]) -> int | None:
-        """Queue the call's waiter(s) with ``notify`` as their wake callback: ``None`` when
-        queued, else the call's result (nothing left queued).  A restart runs this again
-        (from the value check, like Linux's restart block)."""
-        ...
-
-    def complete(self) -> int | None:
-        """Dequeue what is still queued: the call's result if a waker (or a hand-off)
-        already decided it, else ``None``."""
-        ...
-
-    def detach(self) -> None:
-        """Forget the wake callback (the call is over)."""
-        ...
-
-
 class PendingWait:
-    """A blocked futex call.  See the module docstring for how it settles."""
+    """A blocked futex call.  See the module docstring for how it settles.
+
+    ``outcomes`` is the personality's policy for timeouts, signals and kills (its
+    ``FutexPolicy.outcomes``)."""
 
     __slots__ = (
         "_callbacks",
         "_clock",
+        "_deferred",
         "_event",
         "_lock",
+        "_outcomes",
+        "_phased",
         "_rearm",
         "_request",
         "_result",
@@ -136,21 +118,21 @@ class PendingWait:
         "task",
     )
 
-    #: The personality's policy for timeouts, signals and kills (set by each subclass).
-    outcomes: ClassVar[WaitOutcomes]
-
     def __init__(
         self,
         task: BlockingTask,
         deadline: Deadline | None,
         request: Request,
         clock: Clock,
+        outcomes: WaitOutcomes,
     ) -> None:
         self.task = task
         self.deadline = deadline
+        self._outcomes = outcomes
         self._request = request
+        self._phased = request.phased  # whether to ask its uninterruptible/on_notify hooks
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = new_lock()
         self._result: int | None = None
         self._callbacks: list[Callable[[PendingWait], None]] | None = None
         # A lock held until the call settles: cheaper than an Event for the one thread
@@ -159,6 +141,8 @@ class PendingWait:
         self._timer: Timer | None = None
         self._timed_out = False
         self._signal: tuple[bool, bool] | None = None
+        # a signal held back by an uninterruptible phase of the request
+        self._deferred: tuple[bool, bool] | None = None
         self._rearm = False  # a restart changed the deadline: arm a new timer
 
     def __repr__(self) -> str:
@@ -166,6 +150,16 @@ class PendingWait:
         return f"<PendingWait tid={self.task.tid} {state} deadline={self.deadline}>"
 
     # -- outcome ----------------------------------------------------------------------------
+
+    @property
+    def outcomes(self) -> WaitOutcomes:
+        """The personality's answers for a call that was not woken."""
+        return self._outcomes
+
+    @property
+    def request(self) -> Request:
+        """The call this pending wait stands for."""
+        return self._request
 
     def done(self) -> bool:
         """Whether the call has finished."""
@@ -212,13 +206,15 @@ class PendingWait:
 
     # -- events -----------------------------------------------------------------------------
 
-    def start(self: _P) -> int | _P:
+    def start(self) -> int | PendingWait:
         """Queue the wait and arm its timer: the call's result if it ends at once (value
         mismatch, fault, a deadline already past), else this pending wait.
 
         ``notify`` and ``task.blocked`` are in place before the waiter is queued, and the
         queueing runs under this wait's lock: a waker that dequeues it at once finds
-        someone to tell, and is heard only once the wait is fully set up.
+        someone to tell, and is heard only once the wait is fully set up.  A request that
+        starts in an uninterruptible phase is not timed out by a deadline already past:
+        the deadline is looked at when it queues (see :mod:`futex.kernel.request`).
         """
         expired = False
         if self.deadline is not None:
@@ -233,15 +229,16 @@ class PendingWait:
                 # the request does about its own state, the task is not blocked in it
                 self.task.blocked = None
                 raise
-            if early is None and expired:  # an expired hrtimer: queued, no sleep
+            if early is not None:
+                self._finish_pending_locked(early)
+                return early
+            if expired and not (self._phased and self._request.uninterruptible()):
+                # an expired hrtimer: queued, no sleep
                 self._timed_out = True
-                self._settle_locked()  # success if a waker already took it, else timed out
+                self._settle_pending_locked()  # success if a waker took it, else timed out
                 assert self._result is not None
                 return self._result
-            if early is not None:
-                self._finish_locked(early)
-                return early
-        if self.deadline is not None:
+        if self.deadline is not None and not expired:
             clock_id, when = self.deadline
             self._timer = self._clock.call_at(clock_id, when, self._on_timeout)
         return self
@@ -258,7 +255,7 @@ class PendingWait:
             if self._result is not None:
                 return False
             self._signal = (handler, restart)
-            callbacks = self._settle_locked()
+            callbacks = self._settle_pending_locked()
         self._run(callbacks)
         return True
 
@@ -270,13 +267,17 @@ class PendingWait:
             if self._result is not None:
                 return False
             result = self._request.complete()
-            callbacks = self._finish_locked(self.outcomes.killed if result is None else result)
+            callbacks = self._finish_pending_locked(
+                self._outcomes.killed if result is None else result
+            )
         self._run(callbacks)
         return True
 
-    def _on_wake(self, _w: Waiter) -> None:
+    def _on_wake(self, w: Waiter) -> None:
         with self._lock:
-            callbacks = self._settle_locked()
+            if self._result is not None or (self._phased and not self._request.on_notify(w)):
+                return  # over already, or a notification the request no longer waits for
+            callbacks = self._settle_pending_locked()
         self._run(callbacks)
 
     def _on_timeout(self) -> None:
@@ -284,46 +285,62 @@ class PendingWait:
             if self._result is not None:
                 return
             self._timed_out = True
-            callbacks = self._settle_locked()
+            callbacks = self._settle_pending_locked()
         self._run(callbacks)
 
-    def _settle_locked(self) -> list[Callable[[PendingWait], None]]:
-        """Decide the outcome (``__futex_wait`` after ``schedule()``); lock held."""
+    def _settle_pending_locked(self) -> list[Callable[[PendingWait], None]]:
+        """Decide the outcome (``__futex_wait`` after ``schedule()``); lock held.
+
+        In an uninterruptible phase of the request nothing is decided: a timeout is
+        dropped, a signal held back until the phase is over, and delivered once the call
+        has run again (see :mod:`futex.kernel.request`)."""
+        if DEBUG_LOCKS:
+            assert_held(self._lock)
         if self._result is not None:
             return []
-        result = self._request.complete()
+        request = self._request
+        if self._phased and request.uninterruptible():
+            self._timed_out = False  # the hrtimer is not running yet
+            if self._signal is not None:  # TASK_UNINTERRUPTIBLE: the signal stays pending
+                self._deferred, self._signal = self._signal, None
+            return []
+        result = request.complete()
         if result is not None:
-            return self._finish_locked(result)
+            return self._finish_pending_locked(result)
         if self._timed_out:
-            return self._finish_locked(self.outcomes.timed_out)
+            return self._finish_pending_locked(self._outcomes.timed_out)
         if self._signal is not None:
             handler, sa_restart = self._signal
             self._signal = None
-            ended = self.outcomes.on_signal(self._request, self.deadline, handler, sa_restart)
+            ended = self._outcomes.on_signal(request, self.deadline, handler, sa_restart)
             if ended is not None:
-                return self._finish_locked(ended)
+                return self._finish_pending_locked(ended)
         # A restart, or a notify that was not ours (spurious): wait again, as Linux does.
-        result = self._restart_locked()
-        return [] if result is None else self._finish_locked(result)
+        result = self._restart_pending_locked()
+        if result is not None:
+            return self._finish_pending_locked(result)
+        if self._deferred is not None and not request.uninterruptible():
+            # the call queued again after an uninterruptible phase: the signal arrives now
+            self._signal, self._deferred = self._deferred, None
+            return self._settle_pending_locked()
+        return []
 
-    def _restart_locked(self) -> int | None:
+    def _restart_pending_locked(self) -> int | None:
         """Run the wait again from its value check, keeping the absolute deadline; return
         a result, or ``None`` when queued again.
 
         A request restarted from scratch (ERESTARTNOINTR: the whole system call runs
         again) may re-read its timeout through ``refresh_deadline()``, which returns the
         new deadline or a result (a timespec that is now bad)."""
-        refresh = getattr(self._request, "refresh_deadline", None)
-        if refresh is not None:
-            got = refresh()
-            if isinstance(got, int):
-                return got
-            if got != self.deadline:
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
-                self.deadline = got
-                self._rearm = got is not None
+        got = self._request.refresh_deadline(self.deadline)
+        if isinstance(got, int):
+            return got
+        if got != self.deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self.deadline = got
+            self._rearm = got is not None
         result = self._request.prepare(self._on_wake)
         if result is not None or self.deadline is None:
             return result
@@ -331,9 +348,9 @@ class PendingWait:
         if self._clock.now(clock_id) < when:
             return None
         result = self._request.complete()
-        return self.outcomes.timed_out if result is None else result
+        return self._outcomes.timed_out if result is None else result
 
-    def _finish_locked(self, result: int) -> list[Callable[[PendingWait], None]]:
+    def _finish_pending_locked(self, result: int) -> list[Callable[[PendingWait], None]]:
         self._result = result
         self._request.detach()  # break the waiter <-> pending cycle
         if self._timer is not None:

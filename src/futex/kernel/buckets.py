@@ -11,20 +11,28 @@ common to every manager forked from the same root, so shared futexes meet across
 processes).
 
 Lock order (``lock_two``): by ``rank``; private tables rank below shared tables and, in a
-table, buckets rank by index.  A key pair that falls in one bucket locks it once.
-Counters (``waits``, ``wakes``, ``requeues``, ``longest``) are kept per bucket under its
-lock, so they are exact without a global lock.
+table, buckets rank by index.  A key pair that falls in one bucket locks it once (the
+whole tree of locks is in :mod:`futex.kernel.locking`).  Counters (``waits``, ``wakes``,
+``requeues``, ``longest``) are kept per bucket under its lock, so they are exact without a
+global lock.
+
+The queue primitives (``Bucket.*_locked``) are the core's alone: personalities reach a
+bucket through the handles of :mod:`futex.kernel.locked`, which keep the counters.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from futex.kernel.errors import PiWaiterConflict
 from futex.kernel.keys import Key
-from futex.kernel.waiter import WaitQueue
+from futex.kernel.locking import DEBUG_LOCKS, assert_held, new_lock
+from futex.kernel.waiter import QueueOrder, Waiter, WaitQueue
+
+if TYPE_CHECKING:
+    from futex.kernel.locked import LockedBucket
 
 __all__ = [
     "Bucket",
@@ -62,6 +70,7 @@ class Bucket:
 
     __slots__ = (
         "count",
+        "handle",
         "index",
         "lock",
         "longest",
@@ -77,16 +86,78 @@ class Bucket:
         self.table = table
         self.index = index
         self.rank = (table.rank << 40) | index
-        self.lock = threading.Lock()
+        self.lock = new_lock()
         self.queues: dict[Key, WaitQueue] = {}
         self.count = 0  # waiters queued here, all keys
         self.waits = 0  # waiters ever queued here by a wait
         self.wakes = 0  # waiters woken from here
         self.requeues = 0  # waiters moved away from here by a requeue
         self.longest = 0  # longest single-key queue seen here
+        #: The locked-bucket handle of this bucket, made once (futex.kernel.locked).
+        self.handle: LockedBucket | None = None
 
     def __repr__(self) -> str:
         return f"<Bucket {self.table.name}[{self.index}] waiters={self.count}>"
+
+    # -- queue primitives (this bucket's lock held; no counter but count and longest) --------
+
+    def enqueue_locked(self, order: QueueOrder, key: Key, w: Waiter) -> None:
+        """Queue ``w`` on ``key`` where ``order`` puts it."""
+        if DEBUG_LOCKS:
+            assert_held(self.lock)
+        q = self.queues.get(key)
+        if q is None:
+            q = self.queues[key] = WaitQueue(key)
+        order.enqueue(q, w)
+        w.key = key
+        w.bucket = self
+        self.count += 1
+        if q.count > self.longest:
+            self.longest = q.count
+
+    def unlink_locked(self, w: Waiter) -> None:
+        """Take ``w`` out of its queue, leaving ``w.bucket`` as it is (a move sets it)."""
+        if DEBUG_LOCKS:
+            assert_held(self.lock)
+        q = w.queue
+        assert q is not None and w.bucket is self
+        q.unlink(w)
+        if not q.count:
+            del self.queues[q.key]
+        self.count -= 1
+
+    def dequeue_locked(self, w: Waiter) -> None:
+        """Take ``w`` out of its queue; ``w.bucket`` becomes ``None`` (not queued)."""
+        self.unlink_locked(w)
+        w.bucket = None
+
+    def wake_locked(self, key: Key, bitset: int, n: int, woken: list[Waiter]) -> int:
+        """Dequeue up to ``n`` waiters of ``key`` whose bitset meets ``bitset``, in queue
+        order, appending them to ``woken`` (``woken`` set, ``wakes`` counted); return how
+        many.  Meeting a PI waiter raises :class:`PiWaiterConflict` (those already in
+        ``woken`` stay woken)."""
+        if DEBUG_LOCKS:
+            assert_held(self.lock)
+        q = self.queues.get(key)
+        if q is None or n <= 0:
+            return 0
+        done = 0
+        w = q.head
+        while w is not None:
+            nxt = w.next
+            if w.pi is not None:  # futex_wake: a PI waiter here is user-space confusion
+                self.wakes += done
+                raise PiWaiterConflict(done)
+            if w.bitset & bitset:
+                self.dequeue_locked(w)
+                w.woken = True
+                woken.append(w)
+                done += 1
+                if done >= n:
+                    break
+            w = nxt
+        self.wakes += done
+        return done
 
 
 class BucketTable:

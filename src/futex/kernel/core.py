@@ -11,9 +11,12 @@ Invariants (checked by :meth:`ManagerBase.check_invariants`):
 (I4) every queue is in the order the manager's :class:`QueueOrder` prescribes.
 
 Every function named ``*_locked`` requires the caller to hold the lock of the bucket(s) it
-touches.  Waiters dequeued by a wake are returned to the caller, who calls their ``notify``
-after releasing the locks (Linux's ``wake_q``): nothing runs foreign code under a bucket
-lock.
+touches (the whole lock order is in :mod:`futex.kernel.locking`).  Waiters dequeued by a
+wake are returned to the caller, who calls their ``notify`` after releasing the locks
+(Linux's ``wake_q``): nothing runs foreign code under a bucket lock.  Code outside the core
+reaches the queues through locked-bucket handles (:meth:`ManagerBase.lock_key`,
+:meth:`~ManagerBase.lock_keys`, :meth:`~ManagerBase.lock_waiter`; :mod:`futex.kernel.locked`),
+which keep the invariants and the counters.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ from futex.kernel.buckets import (
     default_bucket_count,
     fold_hash,
 )
-from futex.kernel.errors import MisalignedAddress, PiWaiterConflict
+from futex.kernel.errors import MisalignedAddress
 from futex.kernel.keys import Key
+from futex.kernel.locked import BucketSnapshot, LockedBucket, LockedPair, LockedWaiter
+from futex.kernel.locking import DEBUG_LOCKS, assert_held
 from futex.kernel.pi import PiDomain
 from futex.kernel.target import FutexTarget
-from futex.kernel.waiter import PRIORITY, QueueOrder, Waiter, WaitQueue
+from futex.kernel.waiter import PRIORITY, QueueOrder, Waiter
 
 _log = logging.getLogger(__name__)
 
@@ -79,7 +84,8 @@ def notify_all(woken: Iterable[Waiter]) -> None:
 
 
 class ManagerBase:
-    """Tables, key lookup and the queue primitives; the operations are mixed in on top.
+    """Tables, key lookup, locked-bucket handles and observation; the operations are
+    mixed in on top (the queue primitives are the buckets', :mod:`futex.kernel.buckets`).
 
     Policies (how the kernels differ, never by branching on which kernel this is):
     ``order`` (:class:`QueueOrder`: where a new waiter queues), ``layout``
@@ -128,66 +134,31 @@ class ManagerBase:
             raise MisalignedAddress(addr)
         return target.futex_key(addr, private, write)
 
-    # -- queue primitives (bucket lock held) ------------------------------------------------
+    # -- locked-bucket handles (futex.kernel.locked) ----------------------------------------
 
-    def enqueue_locked(self, b: Bucket, key: Key, w: Waiter) -> None:
-        q = b.queues.get(key)
-        if q is None:
-            q = b.queues[key] = WaitQueue(key)
-        self.order.enqueue(q, w)
-        w.key = key
-        w.bucket = b
-        b.count += 1
-        if q.count > b.longest:
-            b.longest = q.count
+    def lock_key(self, key: Key) -> LockedBucket:
+        """``with manager.lock_key(key) as h``: the bucket lock of ``key`` held, ``h`` its
+        handle (:class:`~futex.kernel.locked.LockedBucket`)."""
+        return self._handle(self.bucket_of(key))
 
-    @staticmethod
-    def unlink_locked(b: Bucket, w: Waiter) -> None:
-        """Take ``w`` out of its queue, leaving ``w.bucket`` as it is."""
-        q = w.queue
-        assert q is not None and w.bucket is b
-        q.unlink(w)
-        if not q.count:
-            del b.queues[q.key]
-        b.count -= 1
+    def lock_keys(self, k1: Key, k2: Key) -> LockedPair:
+        """``with manager.lock_keys(k1, k2) as (h1, h2)``: both bucket locks held, taken in
+        rank order; ``h1 is h2`` when the keys share a bucket."""
+        return LockedPair(self._handle(self.bucket_of(k1)), self._handle(self.bucket_of(k2)))
 
-    def dequeue_locked(self, b: Bucket, w: Waiter) -> None:
-        self.unlink_locked(b, w)
-        w.bucket = None
+    def _handle(self, b: Bucket) -> LockedBucket:
+        """``b``'s handle, made once (it holds no state of its own but the bucket and the
+        queue order, so every thread may share it)."""
+        h = b.handle
+        if h is None or h.order is not self.order:
+            h = b.handle = LockedBucket(b, self.order)
+        return h
 
-    def move_locked(self, src: Bucket, dst: Bucket, w: Waiter, key: Key) -> None:
-        """Requeue ``w`` onto ``key`` (both buckets locked).  ``w.bucket`` goes straight
-        from ``src`` to ``dst`` and is never ``None`` on the way, so a concurrent
-        ``wait_complete`` follows the waiter instead of taking it for woken."""
-        self.unlink_locked(src, w)
-        self.enqueue_locked(dst, key, w)
-
-    def wake_locked(
-        self, b: Bucket, key: Key, bitset: int, n: int, woken: list[Waiter]
-    ) -> int:
-        """Dequeue up to ``n`` waiters of ``key`` whose bitset meets ``bitset``, in queue
-        order, appending them to ``woken``; return how many.  Meeting a PI waiter raises
-        :class:`PiWaiterConflict` (those already in ``woken`` stay woken)."""
-        q = b.queues.get(key)
-        if q is None or n <= 0:
-            return 0
-        done = 0
-        w = q.head
-        while w is not None:
-            nxt = w.next
-            if w.pi is not None:  # futex_wake: a PI waiter here is user-space confusion
-                b.wakes += done
-                raise PiWaiterConflict(done)
-            if w.bitset & bitset:
-                self.dequeue_locked(b, w)
-                w.woken = True
-                woken.append(w)
-                done += 1
-                if done >= n:
-                    break
-            w = nxt
-        b.wakes += done
-        return done
+    def lock_waiter(self, w: Waiter) -> LockedWaiter:
+        """``with manager.lock_waiter(w) as h``: the lock of the bucket ``w`` is queued in
+        (following requeues), ``h`` its handle -- or ``None``, no lock held, when ``w`` is
+        not queued."""
+        return LockedWaiter(w, self._handle)
 
     # -- observation ------------------------------------------------------------------------
 
@@ -219,6 +190,33 @@ class ManagerBase:
                         out[key] = list(q)
         return out
 
+    def bucket_index(self, key: Key) -> int:
+        """The index, in its table, of the bucket ``key`` hashes to (for diagnostics:
+        which keys share a bucket)."""
+        return self.bucket_of(key).index
+
+    def queued_keys(self) -> list[Key]:
+        """Every key with waiters now (each bucket read under its lock, one at a time)."""
+        out: list[Key] = []
+        for table in self._tables():
+            for b in table.buckets:
+                with b.lock:
+                    out.extend(b.queues)
+        return out
+
+    def bucket_snapshots(self) -> list[BucketSnapshot]:
+        """Every bucket holding waiters, table by table and in index order, each copied
+        under its lock: its keys oldest queue first, their waiters in wake order."""
+        out: list[BucketSnapshot] = []
+        for table in self._tables():
+            for b in table.buckets:
+                with b.lock:
+                    if not b.queues:
+                        continue
+                    queues = tuple((key, tuple(q)) for key, q in b.queues.items())
+                out.append(BucketSnapshot(table.name, b.index, queues))
+        return out
+
     def check_invariants(self) -> None:
         """Assert (I1)-(I4) of the module docstring; raises ``AssertionError`` on a breach."""
         for table in self._tables():
@@ -227,6 +225,8 @@ class ManagerBase:
                     self._check_bucket_locked(table, b)
 
     def _check_bucket_locked(self, table: BucketTable, b: Bucket) -> None:
+        if DEBUG_LOCKS:
+            assert_held(b.lock)
         total = 0
         for key, q in b.queues.items():
             assert q.key == key, f"queue keyed {q.key!r} filed under {key!r}"

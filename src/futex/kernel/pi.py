@@ -24,19 +24,23 @@ personality whose futex queue *is* the PI queue (Zircon) keeps the two in step.
 
 Locking: every PI state and every task's PI fields are protected by one
 :class:`PiDomain` lock (Linux has per-task ``pi_lock`` and per-lock ``wait_lock``; one lock
-is enough here).  Lock order: bucket lock, then the domain lock.
+is enough here).  Lock order: bucket lock, then the domain lock (the whole tree, and the
+one personality that takes the domain lock first, are in :mod:`futex.kernel.locking`).
+:meth:`PiDomain.attach`, :meth:`~PiDomain.block`, :meth:`~PiDomain.unblock` and
+:meth:`~PiDomain.hand_off` require the domain lock; :meth:`~PiDomain.set_normal_prio` takes
+it.
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from futex.kernel.errors import FutexError
 from futex.kernel.keys import Key
+from futex.kernel.locking import DEBUG_LOCKS, assert_held, new_lock
 
 __all__ = [
     "DEFAULT_PRIO",
@@ -53,7 +57,9 @@ __all__ = [
     "waiter_prio",
 ]
 
+#: Linux's ``MAX_RT_PRIO``: priorities below it are real-time.
 MAX_RT_PRIO = 100
+#: Linux's ``DEFAULT_PRIO``: a SCHED_OTHER task at nice 0 (``MAX_RT_PRIO + 20``).
 DEFAULT_PRIO = 120
 #: Longest owner chain the walk follows before it calls it a deadlock (max_lock_depth).
 MAX_LOCK_DEPTH = 1024
@@ -146,7 +152,7 @@ class PiDomain:
         inheritance: Inheritance = RT_MUTEX,
         on_reorder: Callable[[PiWaiter], None] | None = None,
     ) -> None:
-        self.lock = threading.Lock()
+        self.lock = new_lock()
         self._seq = itertools.count()
         self.inheritance = inheritance
         self._waiter_prio = inheritance.waiter_prio
@@ -177,16 +183,18 @@ class PiDomain:
 
     def attach(self, state: PiState, owner: PiTask | None) -> None:
         """Make ``owner`` the owner of ``state`` (domain lock held)."""
+        if DEBUG_LOCKS:
+            assert_held(self.lock)
         old = state.owner
         if old is owner:
             return
         if old is not None:
             old.pi_states.remove(state)
-            self._adjust_locked(old)
+            self._adjust_pi_locked(old)
         state.owner = owner
         if owner is not None:
             owner.pi_states.append(state)
-            self._adjust_locked(owner)
+            self._adjust_pi_locked(owner)
 
     # -- waiters --------------------------------------------------------------------------------
 
@@ -196,6 +204,8 @@ class PiDomain:
         Raises :class:`PiDeadlock`, with nothing queued, if the chain from the owner leads
         back to ``task`` or is longer than ``MAX_LOCK_DEPTH``.
         """
+        if DEBUG_LOCKS:
+            assert_held(self.lock)
         owner = state.owner
         depth = 0
         while owner is not None:
@@ -210,19 +220,21 @@ class PiDomain:
         self._insert(state, w)
         task.pi_blocked_on = w
         if state.owner is not None:
-            self._adjust_locked(state.owner)
+            self._adjust_pi_locked(state.owner)
         return w
 
     def unblock(self, w: PiWaiter) -> None:
         """Take ``w`` off its state (timeout, signal, or a hand-off to it); the old owner
         chain loses the boost (domain lock held)."""
+        if DEBUG_LOCKS:
+            assert_held(self.lock)
         state = w.state
         if w in state.waiters:
             state.waiters.remove(w)
         if w.task.pi_blocked_on is w:
             w.task.pi_blocked_on = None
         if state.owner is not None:
-            self._adjust_locked(state.owner)
+            self._adjust_pi_locked(state.owner)
 
     def hand_off(self, state: PiState) -> PiTask | None:
         """Give ``state`` to its top waiter (``wake_futex_pi``): unblock it, make it the
@@ -241,7 +253,7 @@ class PiDomain:
         """A scheduling change (sched_setscheduler): re-derive and propagate."""
         with self.lock:
             task.normal_prio = prio
-            self._adjust_locked(task)
+            self._adjust_pi_locked(task)
 
     def effective_prio(self, task: PiTask) -> int:
         prio = task.normal_prio
@@ -259,9 +271,11 @@ class PiDomain:
             pos -= 1
         waiters.insert(pos, w)
 
-    def _adjust_locked(self, task: PiTask) -> None:
+    def _adjust_pi_locked(self, task: PiTask) -> None:
         """``rt_mutex_adjust_prio_chain``: recompute ``task``'s effective priority and
-        carry a change down the chain of locks it is blocked on."""
+        carry a change down the chain of locks it is blocked on (domain lock held)."""
+        if DEBUG_LOCKS:
+            assert_held(self.lock)
         depth = 0
         cur: PiTask | None = task
         while cur is not None and depth <= MAX_LOCK_DEPTH:

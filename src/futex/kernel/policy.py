@@ -21,18 +21,27 @@ field                    Linux               Zircon               LiteOS-A
 ``value_mismatch``       -EAGAIN             ZX_ERR_BAD_STATE     -EBADF
 ``empty_wake``           0 (a count)         ZX_OK                -EBADF
 ``same_futex_requeue``   allowed (no-op)     ZX_ERR_INVALID_ARGS  -EINVAL
+``misaligned``           -EINVAL             ZX_ERR_INVALID_ARGS  -EINVAL
+``fault``                -EFAULT             ZX_ERR_INVALID_ARGS  -EINVAL
+``pi_conflict``          -EINVAL             none                 none
 =======================  ==================  ===================  ======================
+
+The last three are the error ladder of :func:`futex.kernel.decode.error_code`: the answer
+to a core error (``MisalignedAddress``, ``MemoryFault``, ``PiWaiterConflict``; a value
+mismatch answers ``value_mismatch``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from futex.kernel.blocking import WaitOutcomes
-from futex.kernel.buckets import BucketLayout
-from futex.kernel.pi import Inheritance
-from futex.kernel.waiter import QueueOrder
+if TYPE_CHECKING:
+    from futex.kernel.blocking import WaitOutcomes
+    from futex.kernel.buckets import BucketLayout
+    from futex.kernel.pi import Inheritance
+    from futex.kernel.waiter import QueueOrder
 
 __all__ = ["FutexPolicy"]
 
@@ -59,3 +68,10 @@ class FutexPolicy:
     empty_wake: int | None
     #: The answer to a requeue onto the futex it requeues from (``None``: allowed).
     same_futex_requeue: int | None
+    #: The answer to a misaligned futex address.
+    misaligned: int
+    #: The answer to a word or key the memory does not allow.
+    fault: int
+    #: The answer to a plain operation that met a PI waiter (``None``: the kernel has no
+    #: PI waiters on plain futex queues; the error propagates).
+    pi_conflict: int | None = None

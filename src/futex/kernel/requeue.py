@@ -22,6 +22,7 @@ from futex.kernel.buckets import Bucket, lock_two, unlock_two
 from futex.kernel.core import ManagerBase, notify_all
 from futex.kernel.errors import PiWaiterConflict, ValueMismatch
 from futex.kernel.keys import Key
+from futex.kernel.locking import DEBUG_LOCKS, assert_held
 from futex.kernel.target import FutexTarget
 from futex.kernel.waiter import MATCH_ANY, Waiter
 
@@ -60,7 +61,7 @@ class RequeueOps(ManagerBase):
                 cur = target.load_u32(addr1)
                 if cur != cmpval:
                     raise ValueMismatch(addr1, cmpval, cur)
-            done = self.wake_locked(b1, k1, MATCH_ANY, nwake, woken)
+            done = b1.wake_locked(k1, MATCH_ANY, nwake, woken)
             if nreq > 0 and k1 in b1.queues:
                 moved = self._requeue_locked(b1, b2, k1, k2, nreq)
         finally:
@@ -70,6 +71,9 @@ class RequeueOps(ManagerBase):
         return done, moved
 
     def _requeue_locked(self, b1: Bucket, b2: Bucket, k1: Key, k2: Key, nreq: int) -> int:
+        if DEBUG_LOCKS:
+            assert_held(b1.lock)
+            assert_held(b2.lock)
         q = b1.queues[k1]
         same = k1 == k2  # same key: count the waiters, leave them where they are
         moved = 0
@@ -80,7 +84,8 @@ class RequeueOps(ManagerBase):
                 if w.pi is not None:  # futex_requeue: never requeue a PI waiter
                     raise PiWaiterConflict(moved)
                 if not same:
-                    self.move_locked(b1, b2, w, k2)
+                    b1.unlink_locked(w)
+                    b2.enqueue_locked(self.order, k2, w)
                 moved += 1
                 w = nxt
         finally:

@@ -26,10 +26,14 @@ from futex.kernel.keys import Key
 if TYPE_CHECKING:
     from futex.kernel.buckets import Bucket
 
-__all__ = ["FIFO", "PRIORITY", "DEFAULT_PRIO", "QueueOrder", "WaitQueue", "Waiter"]
+__all__ = ["DEFAULT_QUEUE_PRIO", "FIFO", "MATCH_ANY", "PRIORITY", "QueueOrder", "WaitQueue",
+           "Waiter"]
 
-#: Priority of an ordinary (SCHED_OTHER) task in Linux's futex queues: MAX_RT_PRIO.
-DEFAULT_PRIO = 100
+#: Where a task that is not real-time queues in Linux's futex queues: ``__futex_queue``'s
+#: ``min(normal_prio, MAX_RT_PRIO)`` is ``MAX_RT_PRIO`` (100) for every SCHED_OTHER task,
+#: whatever its nice value (not the scheduler's DEFAULT_PRIO, 120: see
+#: :mod:`futex.kernel.pi`).
+DEFAULT_QUEUE_PRIO = 100
 
 #: The bitset that matches every waiter (FUTEX_BITSET_MATCH_ANY).
 MATCH_ANY = 0xFFFFFFFF
@@ -63,7 +67,7 @@ class Waiter:
         notify: Callable[[Waiter], None] | None = None,
         *,
         owner: Any = None,
-        prio: int = DEFAULT_PRIO,
+        prio: int = DEFAULT_QUEUE_PRIO,
         tid: int = 0,
     ) -> None:
         self.notify = notify

@@ -69,7 +69,7 @@ class WaitWakeOps(ManagerBase):
             cur = target.load_u32(addr)  # (b): under the lock
             if cur != val:
                 return cur
-            self.enqueue_locked(b, key, w)  # (c)
+            b.enqueue_locked(self.order, key, w)  # (c)
             b.waits += 1
         return None
 
@@ -83,7 +83,7 @@ class WaitWakeOps(ManagerBase):
             with b.lock:
                 if w.bucket is not b:  # requeued meanwhile: follow it
                     continue
-                self.dequeue_locked(b, w)
+                b.dequeue_locked(w)
                 return False
 
     def wake(
@@ -107,7 +107,7 @@ class WaitWakeOps(ManagerBase):
         out: list[Waiter] = woken if woken is not None else []
         try:
             with b.lock:
-                done = self.wake_locked(b, key, bitset, n, out)
+                done = b.wake_locked(key, bitset, n, out)
         finally:
             if out and not defer:
                 notify_all(out)
@@ -127,9 +127,9 @@ class WaitWakeOps(ManagerBase):
                     continue
                 key = w.key
                 assert key is not None
-                self.unlink_locked(b, w)
+                b.unlink_locked(w)
                 w.prio = prio
-                self.enqueue_locked(b, key, w)
+                b.enqueue_locked(self.order, key, w)
                 return True
 
     def wake_op(
@@ -159,9 +159,9 @@ class WaitWakeOps(ManagerBase):
         try:
             old = target.update_u32(addr2, update)
             cond = compare(old)
-            done = self.wake_locked(b1, k1, MATCH_ANY, nwake1, woken)
+            done = b1.wake_locked(k1, MATCH_ANY, nwake1, woken)
             if cond:
-                done += self.wake_locked(b2, k2, MATCH_ANY, nwake2, woken)
+                done += b2.wake_locked(k2, MATCH_ANY, nwake2, woken)
         finally:
             unlock_two(b1, b2)
             notify_all(woken)

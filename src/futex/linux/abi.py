@@ -1,34 +1,161 @@
 """Linux futex ABI constants (x86-64), data only.
 
-Values from ``include/uapi/linux/futex.h`` and ``include/uapi/asm-generic/errno*.h``; the
-errno numbers are Linux's whatever the host is.
+The uapi values (``include/uapi/linux/futex.h``: commands, flags, FUTEX_WAKE_OP encoding,
+the PI word, futex2) come from their one source, :mod:`futex.uapi`, shared with
+:mod:`futex.native`; this module adds what the emulation needs besides: errno numbers
+(``include/uapi/asm-generic/errno*.h``; Linux's whatever the host is), kernel-internal
+restart codes, x86-64 system call numbers and layouts, time limits, scheduling priorities
+(the core's :mod:`futex.kernel.pi` numbers, which are Linux's) and PR_FUTEX_HASH.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-# futex(2) commands
-FUTEX_WAIT: Final = 0
-FUTEX_WAKE: Final = 1
-FUTEX_FD: Final = 2
-FUTEX_REQUEUE: Final = 3
-FUTEX_CMP_REQUEUE: Final = 4
-FUTEX_WAKE_OP: Final = 5
-FUTEX_LOCK_PI: Final = 6
-FUTEX_UNLOCK_PI: Final = 7
-FUTEX_TRYLOCK_PI: Final = 8
-FUTEX_WAIT_BITSET: Final = 9
-FUTEX_WAKE_BITSET: Final = 10
-FUTEX_WAIT_REQUEUE_PI: Final = 11
-FUTEX_CMP_REQUEUE_PI: Final = 12
-FUTEX_LOCK_PI2: Final = 13
+from futex.kernel.pi import DEFAULT_PRIO, MAX_RT_PRIO
+from futex.uapi import (
+    FUTEX2_MPOL,
+    FUTEX2_NUMA,
+    FUTEX2_PRIVATE,
+    FUTEX2_SIZE_MASK,
+    FUTEX2_SIZE_U8,
+    FUTEX2_SIZE_U16,
+    FUTEX2_SIZE_U32,
+    FUTEX2_SIZE_U64,
+    FUTEX_32,
+    FUTEX_BITSET_MATCH_ANY,
+    FUTEX_CLOCK_REALTIME,
+    FUTEX_CMD_MASK,
+    FUTEX_CMP_REQUEUE,
+    FUTEX_CMP_REQUEUE_PI,
+    FUTEX_FD,
+    FUTEX_LOCK_PI,
+    FUTEX_LOCK_PI2,
+    FUTEX_OP,
+    FUTEX_OP_ADD,
+    FUTEX_OP_ANDN,
+    FUTEX_OP_CMP_EQ,
+    FUTEX_OP_CMP_GE,
+    FUTEX_OP_CMP_GT,
+    FUTEX_OP_CMP_LE,
+    FUTEX_OP_CMP_LT,
+    FUTEX_OP_CMP_NE,
+    FUTEX_OP_OPARG_SHIFT,
+    FUTEX_OP_OR,
+    FUTEX_OP_SET,
+    FUTEX_OP_XOR,
+    FUTEX_OWNER_DIED,
+    FUTEX_PRIVATE_FLAG,
+    FUTEX_REQUEUE,
+    FUTEX_TID_MASK,
+    FUTEX_TRYLOCK_PI,
+    FUTEX_UNLOCK_PI,
+    FUTEX_WAIT,
+    FUTEX_WAIT_BITSET,
+    FUTEX_WAIT_REQUEUE_PI,
+    FUTEX_WAITERS,
+    FUTEX_WAITV_MAX,
+    FUTEX_WAITV_SIZE,
+    FUTEX_WAKE,
+    FUTEX_WAKE_BITSET,
+    FUTEX_WAKE_OP,
+    ROBUST_LIST_LIMIT,
+    SYS_futex_requeue,
+    SYS_futex_wait,
+    SYS_futex_waitv,
+    SYS_futex_wake,
+)
 
-FUTEX_PRIVATE_FLAG: Final = 128
-FUTEX_CLOCK_REALTIME: Final = 256
-FUTEX_CMD_MASK: Final = ~(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME) & 0xFFFFFFFF
-
-FUTEX_BITSET_MATCH_ANY: Final = 0xFFFFFFFF
+__all__ = [
+    "CLOCK_REALTIME_COMMANDS",
+    "COMMAND_NAMES",
+    "DEFAULT_PRIO",
+    "EAGAIN",
+    "EBUSY",
+    "EDEADLK",
+    "EFAULT",
+    "EINTR",
+    "EINVAL",
+    "ENOMEM",
+    "ENOSYS",
+    "EPERM",
+    "ERESTARTNOINTR",
+    "ERESTARTSYS",
+    "ERESTART_RESTARTBLOCK",
+    "ESRCH",
+    "ETIMEDOUT",
+    "EWOULDBLOCK",
+    "FH_FLAG_IMMUTABLE",
+    "FUTEX2_MPOL",
+    "FUTEX2_NUMA",
+    "FUTEX2_PRIVATE",
+    "FUTEX2_SIZE_MASK",
+    "FUTEX2_SIZE_U16",
+    "FUTEX2_SIZE_U32",
+    "FUTEX2_SIZE_U64",
+    "FUTEX2_SIZE_U8",
+    "FUTEX_32",
+    "FUTEX_BITSET_MATCH_ANY",
+    "FUTEX_CLOCK_REALTIME",
+    "FUTEX_CMD_MASK",
+    "FUTEX_CMP_REQUEUE",
+    "FUTEX_CMP_REQUEUE_PI",
+    "FUTEX_FD",
+    "FUTEX_LOCK_PI",
+    "FUTEX_LOCK_PI2",
+    "FUTEX_OP",
+    "FUTEX_OP_ADD",
+    "FUTEX_OP_ANDN",
+    "FUTEX_OP_CMP_EQ",
+    "FUTEX_OP_CMP_GE",
+    "FUTEX_OP_CMP_GT",
+    "FUTEX_OP_CMP_LE",
+    "FUTEX_OP_CMP_LT",
+    "FUTEX_OP_CMP_NE",
+    "FUTEX_OP_OPARG_SHIFT",
+    "FUTEX_OP_OR",
+    "FUTEX_OP_SET",
+    "FUTEX_OP_XOR",
+    "FUTEX_OWNER_DIED",
+    "FUTEX_PRIVATE_FLAG",
+    "FUTEX_REQUEUE",
+    "FUTEX_TID_MASK",
+    "FUTEX_TRYLOCK_PI",
+    "FUTEX_UNLOCK_PI",
+    "FUTEX_WAIT",
+    "FUTEX_WAITERS",
+    "FUTEX_WAITV_MAX",
+    "FUTEX_WAITV_SIZE",
+    "FUTEX_WAIT_BITSET",
+    "FUTEX_WAIT_REQUEUE_PI",
+    "FUTEX_WAKE",
+    "FUTEX_WAKE_BITSET",
+    "FUTEX_WAKE_OP",
+    "KTIME_MAX",
+    "KTIME_SEC_MAX",
+    "MAX_RT_PRIO",
+    "NSEC_PER_SEC",
+    "PI_COMMANDS",
+    "PR_FUTEX_HASH",
+    "PR_FUTEX_HASH_GET_IMMUTABLE",
+    "PR_FUTEX_HASH_GET_SLOTS",
+    "PR_FUTEX_HASH_SET_SLOTS",
+    "ROBUST_LIST_HEAD_SIZE",
+    "ROBUST_LIST_LIMIT",
+    "SCHED_FIFO",
+    "SCHED_OTHER",
+    "SCHED_RR",
+    "SYS_futex",
+    "SYS_futex_requeue",
+    "SYS_futex_wait",
+    "SYS_futex_waitv",
+    "SYS_futex_wake",
+    "SYS_get_robust_list",
+    "SYS_prctl",
+    "SYS_set_robust_list",
+    "TIMEOUT_COMMANDS",
+    "TIMESPEC_SIZE",
+]
 
 COMMAND_NAMES: Final = {
     FUTEX_WAIT: "WAIT",
@@ -55,7 +182,7 @@ TIMEOUT_COMMANDS: Final = frozenset(
 CLOCK_REALTIME_COMMANDS: Final = frozenset(
     {FUTEX_WAIT_BITSET, FUTEX_WAIT_REQUEUE_PI, FUTEX_LOCK_PI2}
 )
-#: PI commands (issue: PI futexes); ENOSYS until implemented.
+#: The PI commands (``kernel/futex/pi.c`` and requeue-PI).
 PI_COMMANDS: Final = frozenset(
     {
         FUTEX_LOCK_PI,
@@ -66,34 +193,6 @@ PI_COMMANDS: Final = frozenset(
         FUTEX_LOCK_PI2,
     }
 )
-
-# FUTEX_WAKE_OP encoding: FUTEX_OP(op, oparg, cmp, cmparg)
-FUTEX_OP_SET: Final = 0
-FUTEX_OP_ADD: Final = 1
-FUTEX_OP_OR: Final = 2
-FUTEX_OP_ANDN: Final = 3
-FUTEX_OP_XOR: Final = 4
-FUTEX_OP_OPARG_SHIFT: Final = 8
-
-FUTEX_OP_CMP_EQ: Final = 0
-FUTEX_OP_CMP_NE: Final = 1
-FUTEX_OP_CMP_LT: Final = 2
-FUTEX_OP_CMP_LE: Final = 3
-FUTEX_OP_CMP_GT: Final = 4
-FUTEX_OP_CMP_GE: Final = 5
-
-
-def FUTEX_OP(op: int, oparg: int, cmp: int, cmparg: int) -> int:
-    """Encode a FUTEX_WAKE_OP operation (``val3``) as the uapi macro does."""
-    return (
-        ((op & 0xF) << 28) | ((cmp & 0xF) << 24) | ((oparg & 0xFFF) << 12) | (cmparg & 0xFFF)
-    )
-
-
-# PI word layout (issue: PI futexes)
-FUTEX_WAITERS: Final = 0x80000000
-FUTEX_OWNER_DIED: Final = 0x40000000
-FUTEX_TID_MASK: Final = 0x3FFFFFFF
 
 # Time
 NSEC_PER_SEC: Final = 1_000_000_000
@@ -113,52 +212,30 @@ EDEADLK: Final = 35
 ENOSYS: Final = 38
 ETIMEDOUT: Final = 110
 EWOULDBLOCK: Final = EAGAIN
+#: errno of SET_SLOTS after the process went back to the global hash for good
+EBUSY: Final = 16
 
 # Kernel-internal restart codes (never returned to user space)
 ERESTARTSYS: Final = 512
 ERESTARTNOINTR: Final = 513
 ERESTART_RESTARTBLOCK: Final = 516
 
-# x86-64 system call numbers
+# x86-64 system call numbers of the futex family (the futex2 ones are asm-generic: uapi)
 SYS_futex: Final = 202
-
-# x86-64 system call numbers of the futex family
 SYS_set_robust_list: Final = 273
 SYS_get_robust_list: Final = 274
-SYS_futex_waitv: Final = 449
-SYS_futex_wake: Final = 454
-SYS_futex_wait: Final = 455
-SYS_futex_requeue: Final = 456
 
 # Robust lists (struct robust_list_head on x86-64: next, futex_offset, list_op_pending)
 ROBUST_LIST_HEAD_SIZE: Final = 24
-ROBUST_LIST_LIMIT: Final = 2048
 
-# futex2 (include/uapi/linux/futex.h)
-FUTEX2_SIZE_U8: Final = 0x00
-FUTEX2_SIZE_U16: Final = 0x01
-FUTEX2_SIZE_U32: Final = 0x02
-FUTEX2_SIZE_U64: Final = 0x03
-FUTEX2_NUMA: Final = 0x04
-FUTEX2_MPOL: Final = 0x08
-FUTEX2_PRIVATE: Final = FUTEX_PRIVATE_FLAG
-FUTEX2_SIZE_MASK: Final = 0x03
-FUTEX_32: Final = FUTEX2_SIZE_U32
-FUTEX_WAITV_MAX: Final = 128
-#: struct futex_waitv { u64 val; u64 uaddr; u32 flags; u32 __reserved; }
-FUTEX_WAITV_SIZE: Final = 24
-
-# Scheduling (for PI and queue order)
+# Scheduling (for PI and queue order); MAX_RT_PRIO and DEFAULT_PRIO (nice 0) are the
+# core's (futex.kernel.pi), which are Linux's.
 SCHED_OTHER: Final = 0
 SCHED_FIFO: Final = 1
 SCHED_RR: Final = 2
-MAX_RT_PRIO: Final = 100
-DEFAULT_PRIO: Final = 120  # nice 0
 
 # prctl(2) and PR_FUTEX_HASH (include/uapi/linux/prctl.h; see futex.linux.futexhash)
 SYS_prctl: Final = 157
-#: errno of SET_SLOTS after the process went back to the global hash for good
-EBUSY: Final = 16
 PR_FUTEX_HASH: Final = 78
 PR_FUTEX_HASH_SET_SLOTS: Final = 1
 PR_FUTEX_HASH_GET_SLOTS: Final = 2

@@ -255,7 +255,7 @@ class LinuxFacts:
     - ``lock_pi2``, ``futex_waitv``, ``futex2``, ``futex2_numa``, ``futex_hash``: whether
       that part of the futex family exists;
     - ``wait_rejects_clock_realtime``: FUTEX_WAIT with FUTEX_CLOCK_REALTIME is ENOSYS
-      (else accepted, its timeout armed on CLOCK_REALTIME; :mod:`futex.linux.syscalls`);
+      (else accepted, its timeout armed on CLOCK_REALTIME; :mod:`futex.linux.decode`);
     - ``waitv_validates_val``: a futex_waitv entry's ``val`` wider than 32 bits is EINVAL
       (else truncated; :mod:`futex.linux.futex2`);
     - ``robust_pending_wake_tid0``: the exit walk wakes a waiter of a pending non-PI entry

@@ -95,10 +95,20 @@ from futex.kernel import (
     Waiter,
     shared_private_key,
 )
+from futex.kernel.blocking import PendingWait
+from futex.kernel.decode import U32_MASK
+from futex.kernel.request import Deadline, Request
 from futex.linux import abi
-from futex.linux.blocking import Deadline, PendingWait
-from futex.linux.futexhash import numa_meets_private
-from futex.linux.syscalls import _bad_register, _errno_of, _s32, read_timeout
+from futex.linux.decode import (
+    FUTEX2_REQUEUE_REGISTERS,
+    FUTEX2_WAIT_REGISTERS,
+    FUTEX2_WAITV_REGISTERS,
+    FUTEX2_WAKE_REGISTERS,
+    errno_of,
+    read_timeout,
+)
+from futex.linux.futexhash import NodeHashed, numa_meets_private
+from futex.linux.policy import LINUX_POLICY
 from futex.memory.owner import SpaceAtomics
 
 if TYPE_CHECKING:
@@ -117,8 +127,6 @@ __all__ = [
     "sys_futex_wake",
 ]
 
-_U32 = 0xFFFFFFFF
-_U64 = 0xFFFFFFFFFFFFFFFF
 #: struct futex_waitv { u64 val; u64 uaddr; u32 flags; u32 __reserved; }
 _WAITV = struct.Struct("<QQII")
 assert _WAITV.size == abi.FUTEX_WAITV_SIZE
@@ -144,7 +152,7 @@ class InvalidNumaNode(FutexError):
 
 
 def _errno(exc: FutexError) -> int:
-    return -abi.EINVAL if isinstance(exc, InvalidNumaNode) else _errno_of(exc)
+    return -abi.EINVAL if isinstance(exc, InvalidNumaNode) else errno_of(exc)
 
 
 def _flags_valid(task: Task, flags: int) -> bool:
@@ -152,26 +160,6 @@ def _flags_valid(task: Task, flags: int) -> bool:
     NUMA and MPOL bits only from 6.16 (``LinuxFacts.futex2_numa``)."""
     valid = FUTEX2_VALID_MASK if task.kernel.facts.futex2_numa else _PRE_NUMA_VALID_MASK
     return not flags & ~valid and flags & abi.FUTEX2_SIZE_MASK == abi.FUTEX2_SIZE_U32
-
-
-class _NodeHashed:
-    """Marks the private futex keys of one address space that FUTEX2_NUMA hashes by node
-    (Linux's global node table) while the process's plain private futexes live in its
-    private hash (:mod:`futex.linux.futexhash` merges them when that hash goes)."""
-
-    __slots__ = ("space",)
-
-    def __init__(self, space: AddressSpace) -> None:
-        self.space = space
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _NodeHashed) and other.space is self.space
-
-    def __hash__(self) -> int:
-        return hash(self.space) ^ 0x6E756D61
-
-    def __repr__(self) -> str:
-        return "NUMA"
 
 
 class _NumaTarget(SpaceAtomics):
@@ -201,7 +189,7 @@ class _NumaTarget(SpaceAtomics):
             raise InvalidNumaNode(addr, node)
         key = space.futex_key(addr, private, write)
         if private and (self.process is None or not numa_meets_private(self.process)):
-            return shared_private_key(_NodeHashed(space), addr)
+            return shared_private_key(NodeHashed(space), addr)
         return key
 
 
@@ -242,22 +230,25 @@ def _parse_waitv(task: Task, waiters: int, nr: int) -> list[tuple[int, int, int]
         if val >> 32:
             if task.kernel.facts.waitv_validates_val:  # futex_validate_input (6.7+)
                 return -abi.EINVAL
-            val &= _U32  # 5.16 .. 6.6: the setup compares (u32)vs[i].w.val
+            val &= U32_MASK  # 5.16 .. 6.6: the setup compares (u32)vs[i].w.val
         out.append((val, uaddr, flags))
     return out
 
 
-def _read_deadline(task: Task, timeout: int, clockid: int) -> Deadline | int:
-    """``futex2_setup_timeout``: the clock first, then the timespec (absolute)."""
+def _read_deadline(task: Task, timeout: int, clockid: int) -> Deadline | int | None:
+    """``futex2_setup_timeout``: no deadline without a timeout pointer; else the clock
+    first, then the timespec (absolute): the deadline, or -errno."""
+    if not timeout:
+        return None
     if clockid != _CLOCK_REALTIME and clockid != _CLOCK_MONOTONIC:
         return -abi.EINVAL
     op = abi.FUTEX_CLOCK_REALTIME if clockid == _CLOCK_REALTIME else 0
     return read_timeout(task, timeout, abi.FUTEX_WAIT_BITSET, op)
 
 
-class WaitvRequest:
+class WaitvRequest(Request):
     """A futex_waitv (or futex2 futex_wait, as one entry): one core waiter per entry, all
-    with the same wake callback (see :class:`futex.linux.blocking.Request`)."""
+    with the same wake callback (see :class:`futex.kernel.request.Request`)."""
 
     __slots__ = ("manager", "queued", "words")
 
@@ -313,46 +304,36 @@ class WaitvRequest:
             word.waiter.notify = None
 
 
+def _block(task: Task, deadline: Deadline | None, request: WaitvRequest) -> int | PendingWait:
+    return PendingWait(task, deadline, request, task.kernel.clock, LINUX_POLICY.outcomes).start()
+
+
 def sys_futex_waitv(
     task: Task, waiters: int, nr: int, flags: int, timeout: int, clockid: int, _a5: int
 ) -> int | PendingWait:
     """futex_waitv(2): the index of a woken futex, or -errno."""
-    try:
-        waiters &= _U64
-        nr &= _U32
-        flags &= _U32
-        timeout &= _U64
-        clockid = _s32(clockid)
-    except TypeError:
-        _bad_register(waiters=waiters, nr_futexes=nr, flags=flags, timeout=timeout, clockid=clockid)
+    waiters, nr, flags, timeout, clockid = FUTEX2_WAITV_REGISTERS.decode(
+        waiters, nr, flags, timeout, clockid
+    )
     if flags:
         return -abi.EINVAL
     if not nr or nr > abi.FUTEX_WAITV_MAX or not waiters:
         return -abi.EINVAL
-    deadline: Deadline | None = None
-    if timeout:
-        got = _read_deadline(task, timeout, clockid)
-        if isinstance(got, int):
-            return got
-        deadline = got
+    deadline = _read_deadline(task, timeout, clockid)
+    if isinstance(deadline, int):
+        return deadline
     parsed = _parse_waitv(task, waiters, nr)
     if isinstance(parsed, int):
         return parsed
     words = [_Word(task, uaddr, val, fl, MATCH_ANY) for val, uaddr, fl in parsed]
-    return PendingWait(task, deadline, WaitvRequest(task, words), task.kernel.clock).start()
+    return _block(task, deadline, WaitvRequest(task, words))
 
 
 def sys_futex_wake(
     task: Task, uaddr: int, mask: int, nr: int, flags: int, _a4: int, _a5: int
 ) -> int:
     """futex_wake(2): the number woken, or -errno."""
-    try:
-        uaddr &= _U64
-        mask &= _U64
-        nr = _s32(nr)
-        flags &= _U32
-    except TypeError:
-        _bad_register(uaddr=uaddr, mask=mask, nr=nr, flags=flags)
+    uaddr, mask, nr, flags = FUTEX2_WAKE_REGISTERS.decode(uaddr, mask, nr, flags)
     if not _flags_valid(task, flags) or mask >> 32 or not mask:
         return -abi.EINVAL
     try:
@@ -372,42 +353,26 @@ def sys_futex_wait(
     task: Task, uaddr: int, val: int, mask: int, flags: int, timeout: int, clockid: int
 ) -> int | PendingWait:
     """futex_wait(2): 0 when woken, or -errno."""
-    try:
-        uaddr &= _U64
-        val &= _U64
-        mask &= _U64
-        flags &= _U32
-        timeout &= _U64
-        clockid = _s32(clockid)
-    except TypeError:
-        _bad_register(
-            uaddr=uaddr, val=val, mask=mask, flags=flags, timeout=timeout, clockid=clockid
-        )
+    uaddr, val, mask, flags, timeout, clockid = FUTEX2_WAIT_REGISTERS.decode(
+        uaddr, val, mask, flags, timeout, clockid
+    )
     if not _flags_valid(task, flags) or val >> 32 or mask >> 32:
         return -abi.EINVAL
-    deadline: Deadline | None = None
-    if timeout:
-        got = _read_deadline(task, timeout, clockid)
-        if isinstance(got, int):
-            return got
-        deadline = got
+    deadline = _read_deadline(task, timeout, clockid)
+    if isinstance(deadline, int):
+        return deadline
     if not mask:  # __futex_wait
         return -abi.EINVAL
-    request = WaitvRequest(task, [_Word(task, uaddr, val, flags, mask)])
-    return PendingWait(task, deadline, request, task.kernel.clock).start()
+    return _block(task, deadline, WaitvRequest(task, [_Word(task, uaddr, val, flags, mask)]))
 
 
 def sys_futex_requeue(
     task: Task, waiters: int, flags: int, nr_wake: int, nr_requeue: int, _a4: int, _a5: int
 ) -> int:
     """futex_requeue(2): woken + requeued, or -errno."""
-    try:
-        waiters &= _U64
-        flags &= _U32
-        nr_wake = _s32(nr_wake)
-        nr_requeue = _s32(nr_requeue)
-    except TypeError:
-        _bad_register(waiters=waiters, flags=flags, nr_wake=nr_wake, nr_requeue=nr_requeue)
+    waiters, flags, nr_wake, nr_requeue = FUTEX2_REQUEUE_REGISTERS.decode(
+        waiters, flags, nr_wake, nr_requeue
+    )
     if flags or not waiters:
         return -abi.EINVAL
     parsed = _parse_waitv(task, waiters, 2)

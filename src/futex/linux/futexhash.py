@@ -5,7 +5,7 @@ Sources: Linux 6.18 ``kernel/sys.c`` (the prctl switch), ``kernel/futex/core.c``
 ``futex_hash_get_slots``, ``__futex_hash``, ``futex_rehash_private``), ``kernel/fork.c``
 (the default hash at the first CLONE_THREAD), the PR_FUTEX_HASH_SET_SLOTS(2const) and
 PR_FUTEX_HASH_GET_SLOTS(2const) man pages; every answer below was also measured on Linux
-6.18 (x86-64, 2 CPUs, one NUMA node) — see ``tests/test_futex_hash.py``.
+6.18 (x86-64, 2 CPUs, one NUMA node) — see ``tests/linux/test_futex_hash.py``.
 
 What a process has (``Process.futex_hash``, a :class:`PrivateHash` or None): no private
 hash (a new process, a forked child: its mm is new), a private hash of ``slots`` buckets,
@@ -62,18 +62,20 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from futex.kernel.buckets import lock_two, unlock_two
+from futex.kernel.decode import u32, u64
 from futex.linux import abi
 
 if TYPE_CHECKING:
     from futex.kernel import FutexManager
     from futex.linux.facts import LinuxFacts
     from futex.linux.kernel import Process, Task
+    from futex.memory import AddressSpace
 
 __all__ = [
     "BUCKET_BYTES",
+    "NodeHashed",
     "PrivateHash",
     "default_slots",
     "futex_hash_allocate",
@@ -86,8 +88,6 @@ __all__ = [
     "sys_prctl",
 ]
 
-_U32 = 0xFFFFFFFF
-_U64 = (1 << 64) - 1
 _INT_MAX = (1 << 31) - 1
 #: One hash bucket (and the hash's header): a cache line.
 BUCKET_BYTES = 64
@@ -95,6 +95,27 @@ _MIN_DEFAULT = 16
 
 #: Serializes changes of every process's private hash (Linux: ``mm->futex_hash_lock``).
 _lock = threading.Lock()
+
+
+class NodeHashed:
+    """Marks the private futex keys of one address space that FUTEX2_NUMA hashes by node
+    (Linux's global node table) while the process's plain private futexes live in its
+    private hash (:func:`futex_hash_allocate` merges them when that hash goes;
+    :mod:`futex.linux.futex2` makes the keys)."""
+
+    __slots__ = ("space",)
+
+    def __init__(self, space: AddressSpace) -> None:
+        self.space = space
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NodeHashed) and other.space is self.space
+
+    def __hash__(self) -> int:
+        return hash(self.space) ^ 0x6E756D61
+
+    def __repr__(self) -> str:
+        return "NUMA"
 
 
 @dataclass(frozen=True)
@@ -135,9 +156,9 @@ def sys_prctl(
     task: Task, option: int, arg2: int, arg3: int, arg4: int, arg5: int, _unused: int = 0
 ) -> int:
     """prctl(2) (x86-64 157): PR_FUTEX_HASH, else EINVAL (see the module docstring)."""
-    if option & _U32 != abi.PR_FUTEX_HASH or not task.kernel.facts.futex_hash:
+    if u32(option) != abi.PR_FUTEX_HASH or not task.kernel.facts.futex_hash:
         return -abi.EINVAL
-    return futex_hash_prctl(task.process, arg2 & _U64, arg3 & _U64, arg4 & _U64)
+    return futex_hash_prctl(task.process, u64(arg2), u64(arg3), u64(arg4))
 
 
 def futex_hash_prctl(process: Process, arg2: int, arg3: int, arg4: int) -> int:
@@ -152,7 +173,7 @@ def futex_hash_prctl(process: Process, arg2: int, arg3: int, arg4: int) -> int:
     if arg2 == abi.PR_FUTEX_HASH_SET_SLOTS:
         if arg4:
             return -abi.EINVAL
-        return futex_hash_allocate(process, arg3 & _U32, custom=True)
+        return futex_hash_allocate(process, u32(arg3), custom=True)
     if arg2 == abi.PR_FUTEX_HASH_GET_SLOTS:
         return futex_hash_get_slots(process)
     return -abi.EINVAL
@@ -208,29 +229,19 @@ def numa_meets_private(process: Process) -> bool:
 def _merge_numa_waiters(mgr: FutexManager, process: Process) -> None:
     """``futex_rehash_private`` into the global hash: every queue of FUTEX2_NUMA private
     waiters joins the plain private queue of its address, the NUMA waiters first (they
-    were in the global table already; the rehashed plain ones are added behind them)."""
-    from futex.linux.futex2 import _NodeHashed  # futex2 imports this module
-
-    mark = _NodeHashed(process.space)
-    numa_keys: list[tuple[Any, ...]] = []
-    for b in mgr.private.buckets:
-        with b.lock:
-            numa_keys.extend(
-                k for k in b.queues if isinstance(k, tuple) and len(k) == 3 and k[1] == mark
-            )
-    for key in numa_keys:
+    were in the global table already; the rehashed plain ones are added behind them).
+    Nothing is counted: the futexes did not change, their keys' places did."""
+    mark = NodeHashed(process.space)
+    for key in mgr.queued_keys():
+        if not (isinstance(key, tuple) and len(key) == 3 and key[1] == mark):
+            continue
         addr: int = key[2]
-        src, dst = mgr.bucket_of(key), mgr.bucket_of(addr)
-        lock_two(src, dst)
-        try:
-            numa = src.queues.get(key)
-            if numa is None:
+        with mgr.lock_keys(key, addr) as (src, dst):
+            numa = list(src.waiters(key))
+            if not numa:
                 continue
-            plain = dst.queues.get(addr)
-            behind = list(plain) if plain is not None else []
-            for w in list(numa):
-                mgr.move_locked(src, dst, w, addr)
+            behind = list(dst.waiters(addr))
+            for w in numa:
+                src.rehash(w, dst, addr)
             for w in behind:
-                mgr.move_locked(dst, dst, w, addr)
-        finally:
-            unlock_two(src, dst)
+                dst.rehash(w, dst, addr)

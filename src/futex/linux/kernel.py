@@ -19,7 +19,7 @@ from collections import Counter
 from typing import Any
 
 from futex.kernel import (
-    DEFAULT_PRIO,
+    DEFAULT_QUEUE_PRIO,
     Clock,
     FutexManager,
     HashFn,
@@ -29,17 +29,15 @@ from futex.kernel import (
     RealClock,
     fold_hash,
 )
-from futex.kernel.blocking import block
+from futex.kernel.blocking import PendingWait, block
 from futex.kernel.caller import CallerState
 from futex.linux import abi
-from futex.linux.blocking import PendingWait
-from futex.linux.entry import NAMES, syscall
 from futex.linux.exit import exec_futex, exit_futex, futex_cleanup_begin
 from futex.linux.facts import TASK_SIZE_MAX_4LEVEL, LinuxFacts
 from futex.linux.futexhash import PrivateHash, futex_hash_allocate_default
 from futex.linux.pi_exit import FutexExitMutex, FutexState
 from futex.linux.policy import LINUX_POLICY
-from futex.linux.syscalls import sys_futex
+from futex.linux.syscalls import NAMES, sys_futex, syscall
 from futex.memory import AddressSpace
 from futex.memory.owner import ProcessMemory
 
@@ -222,7 +220,7 @@ class Task(CallerState[PendingWait]):
         #: Effective priority: normal_prio, or a PI waiter's if more urgent (PI-boosted).
         self.prio = abi.DEFAULT_PRIO
         #: Where this task queues: ``min(normal_prio, MAX_RT_PRIO)`` (``__futex_queue``).
-        self.queue_prio = DEFAULT_PRIO
+        self.queue_prio = DEFAULT_QUEUE_PRIO
         #: Priority inheritance: the PI wait this task is in, the PI states it owns.
         self.pi_blocked_on: PiWaiter | None = None
         self.pi_states: list[PiState] = []
@@ -354,9 +352,6 @@ class Task(CallerState[PendingWait]):
         exec_futex(self)
         self._releasing = None
 
-    def count_call(self, cmd: int) -> None:
-        self.calls[abi.COMMAND_NAMES.get(cmd, "OTHER")] += 1
-
     def syscall_futex(
         self, uaddr: int, futex_op: int, val: int, utime: int, uaddr2: int, val3: int
     ) -> int:
@@ -375,7 +370,7 @@ class Task(CallerState[PendingWait]):
 
     def interrupt(self, *, handler: bool = True, restart: bool = False) -> bool:
         """Send the task a signal.  If it is blocked in a futex call, the call ends with
-        -EINTR or restarts (see :mod:`futex.linux.blocking`); returns whether it was."""
+        -EINTR or restarts (see :mod:`futex.linux.policy`); returns whether it was."""
         pending = self.blocked
         return pending.interrupt(handler=handler, restart=restart) if pending else False
 

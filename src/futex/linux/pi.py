@@ -58,6 +58,10 @@ the bucket its waiters are queued in, never the exiting task's.  An owner that i
 exiting is looked at only by the first waiter (step 5): later ones attach to the PI state
 the first one made, whatever the owner's state (``attach_to_pi_state`` does not look),
 and are handed the lock in turn.
+
+Locks: a bucket lock (through the core's locked-bucket handles), then the PI domain lock
+(which stands for the owner's ``pi_lock`` and the rt_mutex's ``wait_lock``); functions
+named ``*_pi_locked`` need both, the PI domain lock innermost.
 """
 
 from __future__ import annotations
@@ -66,25 +70,27 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from futex.kernel import (
-    Bucket,
+    FutexError,
     Key,
+    LockedBucket,
     MemoryFault,
-    MisalignedAddress,
     PiDeadlock,
     PiState,
     PiWaiter,
     Waiter,
+    notify_all,
 )
-from futex.kernel.core import notify_all
+from futex.kernel.blocking import PendingWait
+from futex.kernel.request import Deadline
 from futex.linux import abi
-from futex.linux.blocking import Deadline, PendingWait
+from futex.linux.decode import errno_of, reread_timeout
 from futex.linux.pi_exit import (
+    ExitAwareRequest,
     FutexState,
     OwnerExiting,
-    OwnerExitWait,
-    PiPendingWait,
     wait_for_owner_exiting,
 )
+from futex.linux.policy import LINUX_POLICY
 
 if TYPE_CHECKING:
     from futex.linux.kernel import Task
@@ -96,9 +102,8 @@ __all__ = [
     "finish_pi_wait",
     "futex_lock_pi",
     "futex_unlock_pi",
-    "lock_pi_atomic",
-    "release_if_idle",
-    "reread_timeout",
+    "lock_pi_atomic_pi_locked",
+    "release_if_idle_pi_locked",
 ]
 
 _TID = abi.FUTEX_TID_MASK
@@ -106,7 +111,7 @@ _WAITERS = abi.FUTEX_WAITERS
 _OWNER_DIED = abi.FUTEX_OWNER_DIED
 
 
-class _Retry(Exception):
+class Retry(Exception):
     """The word changed under a CAS: run the attempt again (Linux ``goto retry``)."""
 
 
@@ -114,10 +119,10 @@ def _cas(task: Task, uaddr: int, old: int, new: int) -> None:
     """CAS the word; a lost race retries, a fault is EFAULT (after
     ``fault_in_user_writeable`` fails)."""
     if task.process.space.cas_u32(uaddr, old, new) != old:
-        raise _Retry
+        raise Retry
 
 
-class PiLockRequest:
+class PiLockRequest(ExitAwareRequest):
     """One LOCK_PI / LOCK_PI2 / TRYLOCK_PI call, as a pending wait's request.
 
     ``waiter`` is the futex waiter of the attempt that queued (``None`` before, and while
@@ -131,7 +136,6 @@ class PiLockRequest:
     __slots__ = (
         "_exit_retry",
         "deadline",
-        "exit_wait",
         "op",
         "private",
         "task",
@@ -151,6 +155,7 @@ class PiLockRequest:
         utime: int = 0,
         deadline: Deadline | None = None,
     ) -> None:
+        self.exit_wait = None
         self.task = task
         self.uaddr = uaddr
         self.private = private
@@ -159,10 +164,9 @@ class PiLockRequest:
         self.utime = utime
         self.deadline = deadline
         self.waiter: Waiter | None = None
-        self.exit_wait: OwnerExitWait | None = None
         self._exit_retry = False
 
-    def refresh_deadline(self) -> Deadline | int | None:
+    def refresh_deadline(self, deadline: Deadline | None) -> Deadline | int | None:
         """ERESTARTNOINTR runs the system call again: its timeout is read again.  A run
         after an owner's exit keeps the deadline it had."""
         if self._exit_retry:
@@ -182,17 +186,14 @@ class PiLockRequest:
         while True:  # futex_lock_pi's retry: label
             try:
                 key = manager.key(task.process.space, self.uaddr, self.private, write=True)
-            except MisalignedAddress:
-                return -abi.EINVAL
-            except MemoryFault:
-                return -abi.EFAULT
-            b = manager.bucket_of(key)
+            except FutexError as exc:
+                return errno_of(exc)
             try:
                 while True:
                     try:
-                        with b.lock:
-                            return self._attempt_locked(b, key, notify)
-                    except _Retry:
+                        with manager.lock_key(key) as h:
+                            return self._attempt_locked(h, key, notify)
+                    except Retry:
                         continue
             except MemoryFault:
                 return -abi.EFAULT
@@ -204,30 +205,26 @@ class PiLockRequest:
         """0 if the lock was handed to us (fixing the word if an exit handed it on),
         else leave the PI state (or stop waiting for an exiting owner) and answer
         ``None``."""
-        ew = self.exit_wait
+        ew = self.end_exit_wait()
         if ew is not None:
-            self.exit_wait = None
             self._exit_retry = ew.over
-            ew.cancel()
             return None
         return finish_pi_wait(self.task, self.waiter, self.uaddr)
 
     def detach(self) -> None:
         if self.waiter is not None:
             self.waiter.notify = None
-        if self.exit_wait is not None:
-            self.exit_wait.cancel()
+        super().detach()
 
     # -- the attempt --------------------------------------------------------------------------
 
     def _attempt_locked(
-        self, b: Bucket, key: Key, notify: Callable[[Waiter], None]
+        self, h: LockedBucket, key: Key, notify: Callable[[Waiter], None]
     ) -> int | None:
         task = self.task
-        manager = task.process.futex
-        domain = manager.pi
+        domain = task.process.futex.pi
         with domain.lock:
-            got = lock_pi_atomic(task, self.uaddr, b, key, task, set_waiters=False)
+            got = lock_pi_atomic_pi_locked(task, self.uaddr, h, key, task, set_waiters=False)
             if isinstance(got, int):
                 return 0 if got == 1 else got
             state = got
@@ -241,20 +238,20 @@ class PiLockRequest:
                     return -abi.EWOULDBLOCK
                 return 0
             if self.trylock:
-                release_if_idle(task, state)
+                release_if_idle_pi_locked(task, state)
                 return -abi.EWOULDBLOCK
             try:
                 pw = domain.block(state, task)
             except PiDeadlock:
-                release_if_idle(task, state)
+                release_if_idle_pi_locked(task, state)
                 return -abi.EDEADLK
             w = Waiter(notify, owner=task, prio=task.queue_prio, tid=task.tid)
             w.pi = pw
             pw.waiter = w
-            manager.enqueue_locked(b, key, w)
-            b.waits += 1
+            h.enqueue(key, w)
             self.waiter = w
         return None
+
 
 def finish_pi_wait(task: Task, w: Waiter | None, uaddr: int) -> int | None:
     """End a PI wait (LOCK_PI, or WAIT_REQUEUE_PI on either side of its requeue).
@@ -267,22 +264,18 @@ def finish_pi_wait(task: Task, w: Waiter | None, uaddr: int) -> int | None:
     if w is None:
         return None
     manager = task.process.futex
-    while True:
-        b = w.bucket
-        if b is None:
-            died = isinstance(w.pi, PiWaiter) and w.pi.owner_died
-            _fixup_word(task, uaddr, owner_died=died)
-            return 0
-        with b.lock:
-            if w.bucket is not b:
-                continue
+    with manager.lock_waiter(w) as h:
+        if h is not None:
             with manager.pi.lock:
-                manager.dequeue_locked(b, w)
+                h.dequeue(w)
                 pw = w.pi
                 if isinstance(pw, PiWaiter):
                     manager.pi.unblock(pw)
-                    release_if_idle(task, pw.state)
+                    release_if_idle_pi_locked(task, pw.state)
             return None
+    died = isinstance(w.pi, PiWaiter) and w.pi.owner_died
+    _fixup_word(task, uaddr, owner_died=died)
+    return 0
 
 
 def _fixup_word(task: Task, uaddr: int, *, owner_died: bool) -> None:
@@ -304,17 +297,17 @@ def _fixup_word(task: Task, uaddr: int, *, owner_died: bool) -> None:
         return
 
 
-def lock_pi_atomic(
-    caller: Task, uaddr: int, b: Bucket, key: Key, task: Task, *, set_waiters: bool
+def lock_pi_atomic_pi_locked(
+    caller: Task, uaddr: int, h: LockedBucket, key: Key, task: Task, *, set_waiters: bool
 ) -> int | PiState:
     """``futex_lock_pi_atomic`` for ``task`` (the caller, or a requeued waiter): 1 when
     ``task`` took the word, the PI state to block on when it is owned, or -errno.
 
-    Bucket and PI-domain locks held.  Raises :class:`_Retry` when a CAS lost a race,
-    :class:`MemoryFault` when the word cannot be read or written, and
-    :class:`~futex.linux.pi_exit.OwnerExiting` when the owner is in its futex exit.
-    With ``set_waiters`` (requeue-PI moving more waiters) a free word is taken with
-    WAITERS set and a PI state attached to ``task``.
+    The bucket lock of ``key`` (``h``) and the PI-domain lock held.  Raises
+    :class:`Retry` when a CAS lost a race, :class:`MemoryFault` when the word cannot be
+    read or written, and :class:`~futex.linux.pi_exit.OwnerExiting` when the owner is in
+    its futex exit.  With ``set_waiters`` (requeue-PI moving more waiters) a free word is
+    taken with WAITERS set and a PI state attached to ``task``.
     """
     space = caller.process.space
     domain = caller.process.futex.pi
@@ -322,10 +315,8 @@ def lock_pi_atomic(
     uval = space.load_u32_nofault(uaddr)  # futex_get_value_locked, fault_in_user_writeable
     if uval & _TID == tid:
         return -abi.EDEADLK
-    q = b.queues.get(key)
-    if q is not None:
-        top = q.head
-        assert top is not None
+    top = h.head(key)
+    if top is not None:
         if not isinstance(top.pi, PiWaiter):
             return -abi.EINVAL  # [3] a plain waiter on a PI futex
         state: PiState = top.pi.state
@@ -347,7 +338,7 @@ def attach_to_pi_owner(caller: Task, uaddr: int, uval: int, key: Key) -> int | P
     is the owner's ``pi_lock``, under which its futex state changes).
 
     No task with that TID, or a DEAD one: the word is read again -- changed, run the
-    attempt again (:class:`_Retry`); unchanged, ESRCH (no robust list named the lock, or
+    attempt again (:class:`Retry`); unchanged, ESRCH (no robust list named the lock, or
     the TID is bogus).  A task whose exit is under way (EXITING): raise
     :class:`~futex.linux.pi_exit.OwnerExiting` (EBUSY), before the word is read again.
     """
@@ -359,11 +350,11 @@ def attach_to_pi_owner(caller: Task, uaddr: int, uval: int, key: Key) -> int | P
     if owner is not None and owner.futex_state is not FutexState.DEAD:
         raise OwnerExiting(owner)
     if caller.process.space.load_u32(uaddr) != uval:
-        raise _Retry  # the exiting task changed the word (robust list): look again
+        raise Retry  # the exiting task changed the word (robust list): look again
     return -abi.ESRCH
 
 
-def release_if_idle(task: Task, state: PiState) -> None:
+def release_if_idle_pi_locked(task: Task, state: PiState) -> None:
     """Drop a PI state nobody waits on (``put_pi_state`` of the last reference)."""
     if not state.waiters:
         task.process.futex.pi.attach(state, None)
@@ -384,15 +375,6 @@ def _validate(uval: int, state: PiState) -> int:
     return 0 if pid == owner.tid else -abi.EINVAL  # [8] / [9]
 
 
-def reread_timeout(task: Task, op: int, utime: int) -> Deadline | int | None:
-    """The deadline a restarted call reads from ``utime`` (or -errno), as sys_futex does."""
-    if not utime:
-        return None
-    from futex.linux.syscalls import read_timeout  # syscalls imports this module
-
-    return read_timeout(task, utime, op & abi.FUTEX_CMD_MASK, op)
-
-
 def futex_lock_pi(
     task: Task,
     uaddr: int,
@@ -408,7 +390,7 @@ def futex_lock_pi(
     TRYLOCK_PI never queues on the lock, but it too waits for an exiting owner (the
     EBUSY case of ``futex_lock_pi`` comes before the trylock): then it is pending."""
     request = PiLockRequest(task, uaddr, private, trylock, op, utime, deadline)
-    return PiPendingWait(task, deadline, request, task.kernel.clock).start()
+    return PendingWait(task, deadline, request, task.kernel.clock, LINUX_POLICY.outcomes).start()
 
 
 def futex_unlock_pi(task: Task, uaddr: int, private: bool) -> int:
@@ -425,19 +407,16 @@ def futex_unlock_pi(task: Task, uaddr: int, private: bool) -> int:
     manager = task.process.futex
     try:
         key = manager.key(space, uaddr, private, write=True)
-    except MisalignedAddress:
-        return -abi.EINVAL
-    except MemoryFault:
-        return -abi.EFAULT
-    b = manager.bucket_of(key)
+    except FutexError as exc:
+        return errno_of(exc)
     while True:
         woken: list[Waiter] = []
         try:
-            with b.lock:
-                result = _unlock_locked(task, b, key, uaddr, uval, woken)
+            with manager.lock_key(key) as h:
+                result = _unlock_locked(task, h, key, uaddr, uval, woken)
         except MemoryFault:
             return -abi.EFAULT
-        except _Retry:  # the word changed before we held the bucket: start over
+        except Retry:  # the word changed before we held the bucket: start over
             try:
                 uval = space.load_u32(uaddr)
             except MemoryFault:
@@ -451,16 +430,14 @@ def futex_unlock_pi(task: Task, uaddr: int, private: bool) -> int:
 
 
 def _unlock_locked(
-    task: Task, b: Bucket, key: Key, uaddr: int, uval: int, woken: list[Waiter]
+    task: Task, h: LockedBucket, key: Key, uaddr: int, uval: int, woken: list[Waiter]
 ) -> int:
     space = task.process.space
     manager = task.process.futex
-    q = b.queues.get(key)
-    if q is None:
+    top = h.head(key)
+    if top is None:
         prev = space.cas_u32(uaddr, uval, 0)
         return 0 if prev == uval else -abi.EAGAIN
-    top = q.head
-    assert top is not None
     if not isinstance(top.pi, PiWaiter) or top.pi.state.owner is not task:
         return -abi.EINVAL
     state: PiState = top.pi.state
@@ -471,29 +448,25 @@ def _unlock_locked(
         prev = space.cas_u32(uaddr, uval, newval)
         if prev != uval:
             if prev & _TID == uval:  # only WAITERS appeared: an unconditional unlock raced
-                raise _Retry
+                raise Retry
             return -abi.EINVAL
-        _hand_off_locked(b, state, woken)
+        _hand_off_pi_locked(h, state, woken)
     return 0
 
 
-def _hand_off_locked(b: Bucket, state: PiState, woken: list[Waiter]) -> None:
-    """Give ``state`` to its top waiter and dequeue that waiter from ``b``, the bucket it
+def _hand_off_pi_locked(h: LockedBucket, state: PiState, woken: list[Waiter]) -> None:
+    """Give ``state`` to its top waiter and dequeue that waiter from ``h``, the bucket it
     is queued in (bucket and PI-domain locks held); the waiter is told after the locks
     are released.  Only the waiter's own bucket is touched: whose process keyed the
     futex does not matter here."""
     top = state.top()
     assert top is not None
     w: Waiter = top.waiter
-    assert w.bucket is b, "a PI waiter is handed the lock in the bucket it is queued in"
+    assert h.holds(w), "a PI waiter is handed the lock in the bucket it is queued in"
     waiter = cast("Task", top.task)
-    manager = waiter.process.futex  # the waiter's: its process keyed the futex
-    manager.pi.hand_off(state)
-    manager.dequeue_locked(b, w)
-    w.woken = True
-    b.wakes += 1
-    woken.append(w)
-    release_if_idle(waiter, state)
+    waiter.process.futex.pi.hand_off(state)  # the waiter's: its process keyed the futex
+    h.wake(w, woken)
+    release_if_idle_pi_locked(waiter, state)
 
 
 def exit_pi_state_list(task: Task) -> None:
@@ -514,13 +487,15 @@ def exit_pi_state_list(task: Task) -> None:
     (``attach_to_pi_owner`` finds the TID kernel-wide).  Linux hashes ``pi_state->key``,
     whose private form carries the waiter's ``mm``, so it locks the waiters' bucket and
     never the owner's.  Here a private key is a bare address, scoped to the manager of
-    the process that made it, so the bucket is read from the queued top waiter
-    (``Waiter.bucket``, under the PI-domain lock) and checked again once the bucket lock
-    is held: a waiter that left, or a private-hash rehash that moved it, sends the loop
-    round again (Linux's ``head->next != next`` recheck).  Another process's queues are
-    touched only to dequeue the waiter handed the lock, exactly as its own unlock would.
+    the process that made it, so the bucket is the one the queued top waiter is in
+    (``manager.lock_waiter``, which follows the waiter until it holds its bucket's lock),
+    and the top waiter is checked again once the locks are held: a waiter that left, or
+    a private-hash rehash that moved it, sends the loop round again (Linux's
+    ``head->next != next`` recheck).  Another process's queues are touched only to
+    dequeue the waiter handed the lock, exactly as its own unlock would.
     """
-    domain = task.process.futex.pi
+    manager = task.process.futex
+    domain = manager.pi
     while True:
         with domain.lock:
             if not task.pi_states:
@@ -530,12 +505,12 @@ def exit_pi_state_list(task: Task) -> None:
             if top is None:  # queued nowhere: nothing but the owner refers to it
                 domain.attach(state, None)
                 continue
-            b = top.waiter.bucket
-            assert b is not None, "a waiter blocked on a PI state is queued"
+            w: Waiter = top.waiter
+            assert w.queued, "a waiter blocked on a PI state is queued"
         woken: list[Waiter] = []
-        with b.lock, domain.lock:
+        with manager.lock_waiter(w) as h, domain.lock:
             top = state.top()
-            if state.owner is task and top is not None and top.waiter.bucket is b:
+            if state.owner is task and top is not None and h is not None and h.holds(top.waiter):
                 top.owner_died = True  # pi_state->owner = NULL: its fixup adds OWNER_DIED
-                _hand_off_locked(b, state, woken)
+                _hand_off_pi_locked(h, state, woken)
         notify_all(woken)

@@ -27,10 +27,14 @@ af8cbda2cfca, "futex: Provide distinct return value when owner is exiting" ac31c
   them.
 
 Here ``futex_exit_mutex`` is a :class:`FutexExitMutex` on the task, and a call that must
-wait for it is a :class:`PiPendingWait` whose request holds an :class:`OwnerExitWait`: the
-cooperative form gets the pending wait back, the threaded form blocks on it like on any
-other wait, and the exit that releases the mutex runs the retry on its own thread, as a
-waker does.
+wait for it is a pending wait whose request (an :class:`ExitAwareRequest`) holds an
+:class:`OwnerExitWait`: the cooperative form gets the pending wait back, the threaded form
+blocks on it like on any other wait, and the exit that releases the mutex runs the retry
+on its own thread, as a waker does.  The wait is the core's *uninterruptible phase*
+(:mod:`futex.kernel.request`): while it lasts a timeout or a signal changes nothing yet;
+when the owner's exit mutex is released the call runs again, a deadline that has passed
+then ends it with ETIMEDOUT only if it had to block, and a signal that arrived meanwhile
+is delivered only then (LOCK_PI restarts, as for any signal).
 
 Locks and their order: a pending wait's lock, then bucket locks, then the PI-domain lock
 (which stands for ``pi_lock``: the state is written and read under it); a
@@ -55,13 +59,11 @@ from __future__ import annotations
 import enum
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING
 
 from futex.kernel import Waiter
-from futex.kernel.blocking import PendingWait as CorePendingWait
-from futex.kernel.blocking import Request
-from futex.kernel.clock import Clock
-from futex.linux.blocking import Deadline, PendingWait
+from futex.kernel.blocking import PendingWait
+from futex.kernel.request import Request
 
 if TYPE_CHECKING:
     from futex.linux.kernel import Task
@@ -72,11 +74,9 @@ __all__ = [
     "FutexState",
     "OwnerExitWait",
     "OwnerExiting",
-    "PiPendingWait",
+    "exiting_owner",
     "wait_for_owner_exiting",
 ]
-
-_Q = TypeVar("_Q", bound="PiPendingWait")
 
 
 class FutexState(enum.Enum):
@@ -196,12 +196,58 @@ class OwnerExitWait:
         self.owner.futex_exit_mutex.cancel(self._fire)
 
 
-class ExitAwareRequest(Request, Protocol):
-    """A request that may wait for an exiting owner: :class:`PiPendingWait` reads
-    ``exit_wait`` under its lock (``None``: not waiting).  Its ``complete()`` ends the
-    exit wait (cancelling it) and answers ``None``: the call then runs again."""
+class ExitAwareRequest(Request):
+    """A request that may wait for an exiting owner (LOCK_PI / LOCK_PI2 / TRYLOCK_PI,
+    CMP_REQUEUE_PI): ``exit_wait`` (``None``: not waiting), read and written under the
+    pending wait's lock.  Its ``complete()`` must end the exit wait (cancelling it) and
+    answer ``None``: the call then runs again.
 
+    The exit wait is the core's uninterruptible phase: it lasts until the owner's exit
+    notifies the exit wait's token (``over``); a token of an exit wait the call has
+    given up is dropped."""
+
+    __slots__ = ("exit_wait",)
+
+    phased = True
+
+    #: The exit wait under way (``None``: none); a subclass sets it in its ``__init__``.
     exit_wait: OwnerExitWait | None
+
+    def uninterruptible(self) -> bool:
+        """``wait_for_owner_exiting``: TASK_UNINTERRUPTIBLE, the hrtimer not started."""
+        ew = self.exit_wait
+        return ew is not None and not ew.over
+
+    def end_exit_wait(self) -> OwnerExitWait | None:
+        """Stop waiting for the exiting owner (from ``complete()``: the call runs again,
+        or is killed): the exit wait that was under way, now cancelled, or ``None``."""
+        ew, self.exit_wait = self.exit_wait, None
+        if ew is not None:
+            ew.cancel()
+        return ew
+
+    def detach(self) -> None:
+        """Forget the exit wait's callback (the call is over)."""
+        if self.exit_wait is not None:
+            self.exit_wait.cancel()
+
+    def on_notify(self, w: Waiter) -> bool:
+        """A notification of an exit wait's token ends that wait (``over``), if it is the
+        current one; any other is the core's business."""
+        mark = w.pi
+        if not isinstance(mark, OwnerExitWait):
+            return True
+        if self.exit_wait is not mark:
+            return False  # a wait the call has given up (killed)
+        mark.over = True
+        return True
+
+
+def exiting_owner(pw: PendingWait) -> Task | None:
+    """The task whose futex cleanup the pending call ``pw`` waits for, if any."""
+    request = pw.request
+    ew = request.exit_wait if isinstance(request, ExitAwareRequest) else None
+    return None if ew is None else ew.owner
 
 
 def wait_for_owner_exiting(
@@ -216,84 +262,3 @@ def wait_for_owner_exiting(
         return True
     request.exit_wait = None
     return False
-
-
-class PiPendingWait(PendingWait):
-    """A pending LOCK_PI / LOCK_PI2 / TRYLOCK_PI / CMP_REQUEUE_PI call: a Linux pending
-    wait that may also be waiting for an exiting owner.
-
-    While its request's ``exit_wait`` is set the call is in ``wait_for_owner_exiting``:
-    a timeout or a signal that arrives then changes nothing yet (the hrtimer is not
-    started, ``mutex_lock`` is uninterruptible).  When the owner's exit mutex is
-    released, the call runs again; a deadline that has passed then ends it with
-    ETIMEDOUT only if it had to block, and a signal that arrived meanwhile is delivered
-    only then (LOCK_PI restarts, as for any signal).
-    """
-
-    __slots__ = ("_deferred", "_exits")
-
-    def __init__(
-        self,
-        task: Task,
-        deadline: Deadline | None,
-        request: ExitAwareRequest,
-        clock: Clock,
-    ) -> None:
-        super().__init__(task, deadline, request, clock)
-        self._exits = request
-        self._deferred: tuple[bool, bool] | None = None
-
-    @property
-    def exiting_owner(self) -> Task | None:
-        """The task whose futex cleanup this call waits for, if any."""
-        ew = self._exits.exit_wait
-        return None if ew is None else ew.owner
-
-    def start(self: _Q) -> int | _Q:
-        """As the core's, except that a deadline already past does not end a wait for
-        an exiting owner: it applies once the call is queued."""
-        deadline = self.deadline
-        if deadline is None or self._clock.now(deadline[0]) < deadline[1]:
-            return super().start()
-        self.deadline = None  # no timer, no immediate timeout: see below
-        got = super().start()
-        if isinstance(got, int):
-            self.deadline = deadline
-            return got
-        callbacks: list[Callable[[CorePendingWait], None]] = []
-        with self._lock:
-            if self.deadline is None:
-                self.deadline = deadline
-            if self._result is None and self._exits.exit_wait is None:
-                self._timed_out = True  # queued with an expired hrtimer: no sleep
-                callbacks = self._settle_locked()
-        self._run(callbacks)
-        result = self._result
-        return self if result is None else result
-
-    def _on_wake(self, w: Waiter) -> None:
-        mark = w.pi
-        if not isinstance(mark, OwnerExitWait):
-            super()._on_wake(w)
-            return
-        with self._lock:
-            if self._result is not None or self._exits.exit_wait is not mark:
-                return  # a wait the call has given up (killed)
-            mark.over = True
-            callbacks = self._settle_locked()
-        self._run(callbacks)
-
-    def _settle_locked(self) -> list[Callable[[CorePendingWait], None]]:
-        ew = self._exits.exit_wait
-        if self._result is None and ew is not None:
-            self._timed_out = False  # the hrtimer is not running yet
-            if self._signal is not None:  # TASK_UNINTERRUPTIBLE: the signal stays pending
-                self._deferred, self._signal = self._signal, None
-            if not ew.over:
-                return []
-        # The request's complete() ends the exit wait and the core restarts the call.
-        callbacks = super()._settle_locked()
-        if self._result is None and self._deferred is not None and self._exits.exit_wait is None:
-            self._signal, self._deferred = self._deferred, None
-            callbacks = callbacks + super()._settle_locked()
-        return callbacks

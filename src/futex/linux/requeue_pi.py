@@ -32,10 +32,10 @@ EDEADLK).  Returns woken + requeued.
 When ``uaddr2`` names an owner in the middle of its futex exit (``futex_lock_pi_atomic``
 -> EBUSY), ``futex_requeue`` drops its locks, waits for that exit to end
 (``wait_for_owner_exiting``) and runs again from its keys and value check: the call is
-then a pending wait (:class:`~futex.linux.pi_exit.PiPendingWait`) that no timeout (it has
-none) or signal ends, and its answer is that of the run after the exit -- EAGAIN if
-``uaddr`` moved meanwhile, the top waiter woken owning ``uaddr2`` if a robust list handed
-it on (OWNER_DIED kept), ESRCH if the dead owner's TID is still there.
+then a pending wait (its request an :class:`~futex.linux.pi_exit.ExitAwareRequest`) that
+no timeout (it has none) or signal ends, and its answer is that of the run after the exit
+-- EAGAIN if ``uaddr`` moved meanwhile, the top waiter woken owning ``uaddr2`` if a robust
+list handed it on (OWNER_DIED kept), ESRCH if the dead owner's TID is still there.
 """
 
 from __future__ import annotations
@@ -44,31 +44,32 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from futex.kernel import (
+    FutexError,
     Key,
+    LockedBucket,
     MemoryFault,
-    MisalignedAddress,
     PiDeadlock,
     PiState,
     PiWaiter,
     Waiter,
+    notify_all,
 )
-from futex.kernel.buckets import lock_two, unlock_two
-from futex.kernel.core import notify_all
+from futex.kernel.blocking import PendingWait
+from futex.kernel.request import Deadline, Request
 from futex.linux import abi
-from futex.linux.blocking import Deadline, PendingWait
+from futex.linux.decode import errno_of, reread_timeout
 from futex.linux.pi import (
-    _Retry,
+    Retry,
     finish_pi_wait,
-    lock_pi_atomic,
-    release_if_idle,
-    reread_timeout,
+    lock_pi_atomic_pi_locked,
+    release_if_idle_pi_locked,
 )
 from futex.linux.pi_exit import (
+    ExitAwareRequest,
     OwnerExiting,
-    OwnerExitWait,
-    PiPendingWait,
     wait_for_owner_exiting,
 )
+from futex.linux.policy import LINUX_POLICY
 
 if TYPE_CHECKING:
     from futex.linux.kernel import Task
@@ -87,8 +88,10 @@ class RequeuePiMark:
         self.key2 = key2
 
 
-class WaitRequeuePiRequest:
+class WaitRequeuePiRequest(Request):
     """One WAIT_REQUEUE_PI call, as a pending wait's request."""
+
+    restart_code = abi.ERESTARTNOINTR
 
     __slots__ = ("bitset", "op", "private", "task", "uaddr", "uaddr2", "utime", "val", "waiter")
 
@@ -112,11 +115,8 @@ class WaitRequeuePiRequest:
         self.bitset = abi.FUTEX_BITSET_MATCH_ANY
         self.waiter: Waiter | None = None
 
-    @property
-    def restart_code(self) -> int:
-        return abi.ERESTARTNOINTR
 
-    def refresh_deadline(self) -> Deadline | int | None:
+    def refresh_deadline(self, deadline: Deadline | None) -> Deadline | int | None:
         """ERESTARTNOINTR runs the system call again: its timeout is read again."""
         return reread_timeout(self.task, self.op, self.utime)
 
@@ -134,18 +134,14 @@ class WaitRequeuePiRequest:
         space = task.process.space
         try:
             key2 = manager.key(space, self.uaddr2, self.private, write=True)
-        except MisalignedAddress:
-            return -abi.EINVAL
-        except MemoryFault:
-            return -abi.EFAULT
+        except FutexError as exc:
+            return errno_of(exc)
         w = Waiter(notify, owner=task, prio=task.queue_prio, tid=task.tid)
         w.pi = RequeuePiMark(task, key2)
         try:
             found = manager.try_wait_prepare(w, space, self.uaddr, self.private, self.val)
-        except MisalignedAddress:
-            return -abi.EINVAL
-        except MemoryFault:
-            return -abi.EFAULT
+        except FutexError as exc:
+            return errno_of(exc)
         if found is not None:
             return -abi.EAGAIN
         if w.key == key2:
@@ -178,7 +174,7 @@ def futex_wait_requeue_pi(
     if uaddr == uaddr2:
         return -abi.EINVAL
     request = WaitRequeuePiRequest(task, uaddr, uaddr2, private, val, op, utime)
-    return PendingWait(task, deadline, request, task.kernel.clock).start()
+    return PendingWait(task, deadline, request, task.kernel.clock, LINUX_POLICY.outcomes).start()
 
 
 def futex_cmp_requeue_pi(
@@ -199,19 +195,19 @@ def futex_cmp_requeue_pi(
         return request.attempt()
     except OwnerExiting as busy:
         request.busy = busy.owner
-    return PiPendingWait(task, None, request, task.kernel.clock).start()
+    return PendingWait(task, None, request, task.kernel.clock, LINUX_POLICY.outcomes).start()
 
 
-class CmpRequeuePiRequest:
+class CmpRequeuePiRequest(ExitAwareRequest):
     """One CMP_REQUEUE_PI call.  It queues nothing: it is pending only while it waits
     for an exiting owner of ``uaddr2`` (``exit_wait``), and then runs again."""
 
-    __slots__ = ("busy", "cmpval", "exit_wait", "nr_requeue", "private", "task", "uaddr",
-                 "uaddr2")
+    __slots__ = ("busy", "cmpval", "nr_requeue", "private", "task", "uaddr", "uaddr2")
 
     def __init__(
         self, task: Task, uaddr: int, uaddr2: int, private: bool, nr_requeue: int, cmpval: int
     ) -> None:
+        self.exit_wait = None
         self.task = task
         self.uaddr = uaddr
         self.uaddr2 = uaddr2
@@ -220,7 +216,6 @@ class CmpRequeuePiRequest:
         self.cmpval = cmpval
         #: The exiting owner an attempt ran into, not yet waited for.
         self.busy: Task | None = None
-        self.exit_wait: OwnerExitWait | None = None
 
     def prepare(self, notify: Callable[[Waiter], None]) -> int | None:
         while True:
@@ -234,14 +229,8 @@ class CmpRequeuePiRequest:
 
     def complete(self) -> int | None:
         """Stop waiting for the owner (the call runs again, or is killed)."""
-        ew, self.exit_wait = self.exit_wait, None
-        if ew is not None:
-            ew.cancel()
+        self.end_exit_wait()
         return None
-
-    def detach(self) -> None:
-        if self.exit_wait is not None:
-            self.exit_wait.cancel()
 
     def attempt(self) -> int:
         """``futex_requeue`` from its ``retry:`` label: the answer, or raise
@@ -252,71 +241,63 @@ class CmpRequeuePiRequest:
         try:
             k1 = manager.key(space, self.uaddr, self.private)
             k2 = manager.key(space, self.uaddr2, self.private, write=True)
-        except MisalignedAddress:
-            return -abi.EINVAL
-        except MemoryFault:
-            return -abi.EFAULT
+        except FutexError as exc:
+            return errno_of(exc)
         if k1 == k2:
             return -abi.EINVAL
-        b1, b2 = manager.bucket_of(k1), manager.bucket_of(k2)
         while True:
             woken: list[Waiter] = []
-            lock_two(b1, b2)
             try:
-                with manager.pi.lock:
-                    return _requeue_pi_locked(
-                        task, self.uaddr, self.uaddr2, k1, k2, self.nr_requeue, self.cmpval,
-                        woken,
+                with manager.lock_keys(k1, k2) as (h1, h2), manager.pi.lock:
+                    return _requeue_waiters_pi_locked(
+                        task, self.uaddr, self.uaddr2, h1, h2, k1, k2, self.nr_requeue,
+                        self.cmpval, woken,
                     )
-            except _Retry:
+            except Retry:
                 continue
             except MemoryFault:
                 return -abi.EFAULT
             finally:
-                unlock_two(b1, b2)
                 notify_all(woken)
 
 
-def _requeue_pi_locked(
+def _requeue_waiters_pi_locked(
     task: Task,
     uaddr: int,
     uaddr2: int,
+    h1: LockedBucket,
+    h2: LockedBucket,
     k1: Key,
     k2: Key,
     nr_requeue: int,
     cmpval: int,
     woken: list[Waiter],
 ) -> int:
-    manager = task.process.futex
+    """``futex_requeue``'s requeue-PI body: both bucket locks and the PI-domain lock
+    held."""
     space = task.process.space
-    domain = manager.pi
-    b1, b2 = manager.bucket_of(k1), manager.bucket_of(k2)
+    domain = task.process.futex.pi
     if space.load_u32(uaddr) != cmpval:
         return -abi.EAGAIN
     # futex_proxy_trylock_atomic reads the PI word first, page faults disabled; a fault
     # goes to fault_in_user_writeable
     space.load_u32_nofault(uaddr2)
-    q = b1.queues.get(k1)
-    if q is None:
+    top = h1.head(k1)
+    if top is None:
         return 0
-    top = q.head
-    assert top is not None
     if not isinstance(top.pi, RequeuePiMark) or top.pi.key2 != k2:
         return -abi.EINVAL
     owner_task: Task = top.pi.task
-    got = lock_pi_atomic(task, uaddr2, b2, k2, owner_task, set_waiters=nr_requeue > 0)
+    got = lock_pi_atomic_pi_locked(task, uaddr2, h2, k2, owner_task, set_waiters=nr_requeue > 0)
     count = 0
     state: PiState | None = None
     if isinstance(got, int):
         if got != 1:
             return got
-        manager.dequeue_locked(b1, top)  # requeue_pi_wake_futex: it owns uaddr2
-        top.pi = None
-        top.woken = True
-        b1.wakes += 1
-        woken.append(top)
+        top.pi = None  # requeue_pi_wake_futex: it owns uaddr2
+        h1.wake(top, woken)
         count = 1
-        # the state lock_pi_atomic just attached (set_waiters): the newest of the owner's
+        # the state lock_pi_atomic_pi_locked just attached (set_waiters): the newest of the owner's
         # with this key -- a private key is an address, which the owner may also hold a
         # PI state at in another process (its states are listed in attach order)
         state = next((s for s in reversed(owner_task.pi_states) if s.key == k2), None)
@@ -326,9 +307,9 @@ def _requeue_pi_locked(
     limit = nr_requeue if count else nr_requeue + 1
     moved = 0
     try:
-        w = q.head if q.count else None
-        while w is not None and moved < limit:
-            nxt = w.next
+        for w in h1.waiters(k1):
+            if moved >= limit:
+                break
             mark = w.pi
             if not isinstance(mark, RequeuePiMark) or mark.key2 != k2 or state is None:
                 return -abi.EINVAL
@@ -336,14 +317,12 @@ def _requeue_pi_locked(
                 pw = domain.block(state, mark.task)
             except PiDeadlock:
                 return -abi.EDEADLK
-            manager.move_locked(b1, b2, w, k2)
+            h1.move(w, h2, k2)
             w.pi = pw
             pw.waiter = w
             moved += 1
             count += 1
-            w = nxt
     finally:
-        b1.requeues += moved
         if state is not None:
-            release_if_idle(task, state)
+            release_if_idle_pi_locked(task, state)
     return count

@@ -80,6 +80,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from futex.kernel import MATCH_ANY, FutexError, MemoryFault
+from futex.kernel.decode import U64_MASK, s32, u64
 from futex.linux import abi
 from futex.memory import PAGE_SIZE, AddressSpace
 
@@ -95,16 +96,10 @@ __all__ = [
     "wake_shared_one",
 ]
 
-_U64 = 0xFFFFFFFFFFFFFFFF
 #: ``IS_ERR_VALUE``: the top 4095 addresses are error codes (``MAX_ERRNO``).
 _MAX_ERRNO = 4095
 _HEAD = struct.Struct("<QQQ")  # next, futex_offset (as unsigned long), list_op_pending
 _U64S = struct.Struct("<Q")
-
-
-def _s32(v: int) -> int:
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v & 0x80000000 else v
 
 
 def put_user(space: AddressSpace, addr: int, data: bytes) -> None:
@@ -140,8 +135,8 @@ def wake_shared_one(task: Task, uaddr: int) -> None:
 def sys_set_robust_list(task: Task, head: int, length: int, *_: int) -> int:
     """set_robust_list(2): ``len != sizeof(struct robust_list_head)`` is EINVAL; the head
     is stored unvalidated."""
-    head &= _U64
-    length &= _U64
+    head = u64(head)
+    length = u64(length)
     if length != abi.ROBUST_LIST_HEAD_SIZE:
         return -abi.EINVAL
     task.robust_list = head
@@ -152,15 +147,15 @@ def sys_set_robust_list(task: Task, head: int, length: int, *_: int) -> int:
 def sys_get_robust_list(task: Task, pid: int, head_ptr: int, len_ptr: int, *_: int) -> int:
     """get_robust_list(2): the head of task ``pid`` (0: the caller) and the head size, into
     the caller's memory (the length first)."""
-    pid = _s32(pid)
-    head_ptr &= _U64
-    len_ptr &= _U64
+    pid = s32(pid)
+    head_ptr = u64(head_ptr)
+    len_ptr = u64(len_ptr)
     target = task if pid == 0 else task.kernel.task(pid)
     if target is None or not target.alive:
         return -abi.ESRCH
     head = target.robust_list
-    if head > _U64 - _MAX_ERRNO and task.kernel.facts.get_robust_list_is_err:
-        return head - (_U64 + 1)  # IS_ERR(head) (6.18+): the pointer is taken for an errno
+    if head > U64_MASK - _MAX_ERRNO and task.kernel.facts.get_robust_list_is_err:
+        return head - (U64_MASK + 1)  # IS_ERR(head) (6.18+): the pointer is taken for an errno
     space = task.process.space
     try:
         put_user(space, len_ptr, _U64S.pack(abi.ROBUST_LIST_HEAD_SIZE))
@@ -208,7 +203,7 @@ def exit_robust_list(task: Task) -> None:
     """Walk the task's robust list at exit or exec (Linux ``exit_robust_list``).
 
     The caller clears ``task.robust_list`` afterwards (``futex_cleanup``)."""
-    head = task.robust_list & _U64
+    head = u64(task.robust_list)
     space = task.process.space
     try:
         unext, futex_offset, upending = _HEAD.unpack(space.read(head, _HEAD.size))
@@ -225,7 +220,7 @@ def exit_robust_list(task: Task) -> None:
         except MemoryFault:
             fetched = False
         # A pending lock might already be on the list: don't process it twice.
-        if entry != pending and handle_futex_death(task, (entry + futex_offset) & _U64, pi, False):
+        if entry != pending and handle_futex_death(task, u64(entry + futex_offset), pi, False):
             return
         if not fetched:
             return
@@ -234,4 +229,4 @@ def exit_robust_list(task: Task) -> None:
         if not limit:  # excessively long or circular list
             break
     if pending:
-        handle_futex_death(task, (pending + futex_offset) & _U64, pip, True)
+        handle_futex_death(task, u64(pending + futex_offset), pip, True)

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 from futex.kernel import ClockId
+from futex.kernel.decode import U32_MASK
 from futex.linux import abi
 from futex.linux.kernel import Task
 from futex.word import ALL
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EmulatedWord", "waitv"]
 
-_U32: Final = 0xFFFF_FFFF
 _INT_MAX: Final = 0x7FFF_FFFF
 _TIMESPEC: Final = struct.Struct("<qq")
 _WAITV: Final = struct.Struct("<QQII")  # struct futex_waitv: val, uaddr, flags, reserved
@@ -57,9 +57,9 @@ def _scratch_of(task: Task) -> int:
 def _u32(value: int, what: str) -> int:
     if not isinstance(value, int):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not -(1 << 31) <= value <= _U32:
+    if not -(1 << 31) <= value <= U32_MASK:
         raise OverflowError(f"{what} does not fit in a 32-bit word (-2**31 <= value < 2**32)")
-    return value & _U32
+    return value & U32_MASK
 
 
 def _count(n: int, what: str) -> int:
@@ -123,11 +123,11 @@ class EmulatedWord:
 
     def fetch_add(self, value: int, /) -> int:
         v = _u32(value, "value")
-        return self.process.update_u32(self.addr, lambda old: (old + v) & _U32)
+        return self.process.update_u32(self.addr, lambda old: (old + v) & U32_MASK)
 
     def fetch_sub(self, value: int, /) -> int:
         v = _u32(value, "value")
-        return self.process.update_u32(self.addr, lambda old: (old - v) & _U32)
+        return self.process.update_u32(self.addr, lambda old: (old - v) & U32_MASK)
 
     def fetch_or(self, value: int, /) -> int:
         v = _u32(value, "value")

@@ -15,17 +15,24 @@
 >>> k.table().head(p.futex_key(a)).chain()
 '2(22) ->'
 
-Modules: :mod:`.abi` (constants), :mod:`.layout` (the bucket layout policy),
-:mod:`.memory` (physical addresses, keys), :mod:`.syscalls` (``SysFutex``),
-:mod:`.blocking` (the wait-outcome policy), :mod:`.table` (snapshots), :mod:`.kernel`.
+Modules: :mod:`.abi` (constants, data only), :mod:`.decode` (registers, timeouts, user
+addresses), :mod:`.syscalls` (``SysFutex``: the order of checks, dispatch),
+:mod:`.waitwake` (WAIT, WAKE, REQUEUE and the futex node), :mod:`.kernel` (processes,
+tasks), :mod:`.policy` (what differs from the other kernels, wait outcomes),
+:mod:`.layout` (the bucket layout), :mod:`.memory` (physical addresses, keys),
+:mod:`.table` (snapshots).  LiteOS-A has no priority inheritance on futexes.  A call
+that blocks returns the core's :class:`~futex.kernel.blocking.PendingWait`, exported
+here as ``PendingWait``.
 """
 
+from futex.kernel.blocking import PendingWait
 from futex.liteos import abi
-from futex.liteos.blocking import LITEOS_OUTCOMES, FutexNode, PendingWait
 from futex.liteos.kernel import LiteosKernel, Process, Task
 from futex.liteos.layout import LiteosLayout, fnv1a_32, futex_index, private_index, shared_index
 from futex.liteos.memory import FutexTarget, PhysicalMemory
+from futex.liteos.policy import LITEOS_OUTCOMES
 from futex.liteos.table import BucketView, FutexTable, HeadView, QueuedTask, format_chain
+from futex.liteos.waitwake import FutexNode
 
 __all__ = [
     "LITEOS_OUTCOMES",

@@ -23,14 +23,15 @@ import threading
 from collections.abc import Container, Iterator
 
 from futex.kernel import Clock, FutexManager, Key, RealClock
-from futex.kernel.blocking import block
+from futex.kernel.blocking import PendingWait, block
 from futex.kernel.caller import CallerState
+from futex.kernel.locking import assert_held
 from futex.liteos import abi
-from futex.liteos.blocking import PendingWait
+from futex.liteos.decode import ns_to_ticks
 from futex.liteos.layout import LiteosLayout
 from futex.liteos.memory import PHYS_BASE, FutexTarget, PhysicalMemory, find_free
 from futex.liteos.policy import LITEOS_POLICY
-from futex.liteos.syscalls import ns_to_ticks, sys_futex
+from futex.liteos.syscalls import sys_futex
 from futex.liteos.table import FutexTable, snapshot
 from futex.memory import PAGE_SIZE, AddressSpace
 from futex.memory.owner import ProcessMemory
@@ -72,7 +73,9 @@ class LiteosKernel:
         self.phys = PhysicalMemory(phys_base)
         self._pids = itertools.count(1)
         self._tids = itertools.count(1)
-        self._lock = threading.Lock()
+        #: The task/pid table lock: guards ``processes``, ``tasks`` and the id counters
+        #: (a leaf: never held with a bucket lock).
+        self._table_lock = threading.Lock()
         self.processes: dict[int, Process] = {}
         self.tasks: dict[int, Task] = {}
 
@@ -95,12 +98,14 @@ class LiteosKernel:
     def table(self) -> FutexTable:
         """A snapshot of ``g_futexHash``: buckets, heads sorted by key, waiters in wake
         order (see :mod:`futex.liteos.table`)."""
-        return snapshot(self.layout)
+        return snapshot(self.futex)
 
-    @staticmethod
-    def _alloc_locked(
-        ids: Iterator[int], taken: Container[int], wanted: int | None, what: str
+    def _alloc_table_locked(
+        self, ids: Iterator[int], taken: Container[int], wanted: int | None, what: str
     ) -> int:
+        """A free id: ``wanted`` if given (and free), else the next unused one from
+        ``ids`` (the table lock held)."""
+        assert_held(self._table_lock)
         if wanted is not None:
             if not 0 <= wanted < abi.OS_INVALID:
                 raise ValueError(f"{what} must be in 0..{abi.OS_INVALID - 1:#x}, got {wanted}")
@@ -120,8 +125,8 @@ class Process(ProcessMemory):
         self.kernel = kernel
         self.space = space
         self.tasks: dict[int, Task] = {}
-        with kernel._lock:
-            self.pid = kernel._alloc_locked(kernel._pids, kernel.processes, pid, "pid")
+        with kernel._table_lock:
+            self.pid = kernel._alloc_table_locked(kernel._pids, kernel.processes, pid, "pid")
             kernel.processes[self.pid] = self
         #: The core's view of this process's memory (keys carry the pid).
         self.target = FutexTarget(space, self.pid, kernel.phys)
@@ -135,8 +140,8 @@ class Process(ProcessMemory):
         """A new task of this process with ``priority`` (0..31, default 10)."""
         _check_priority(priority)
         kernel = self.kernel
-        with kernel._lock:
-            tid = kernel._alloc_locked(kernel._tids, kernel.tasks, tid, "tid")
+        with kernel._table_lock:
+            tid = kernel._alloc_table_locked(kernel._tids, kernel.tasks, tid, "tid")
             task = Task(self, tid, priority)
             self.tasks[tid] = task
             kernel.tasks[tid] = task
@@ -213,7 +218,7 @@ class Task(CallerState[PendingWait]):
         self, uaddr: int, flags: int, val: int, abs_time: int, new_uaddr: int
     ) -> int | PendingWait:
         """``SysFutex`` without blocking: the result (0 or a negated LOS code), or a
-        :class:`~futex.liteos.PendingWait` that settles when the wait would return."""
+        :class:`~futex.kernel.blocking.PendingWait` that settles when the wait would return."""
         self.check_call("SysFutex")
         return sys_futex(self, uaddr, flags, val, abs_time, new_uaddr)
 
@@ -245,6 +250,6 @@ class Task(CallerState[PendingWait]):
         self.alive = False
         self._state_changed()  # wait_blocked: it will never block again
         kernel = self.kernel
-        with kernel._lock:
+        with kernel._table_lock:
             kernel.tasks.pop(self.tid, None)
             self.process.tasks.pop(self.tid, None)

@@ -23,9 +23,15 @@ has one lock (LiteOS's per-bucket ``listLock`` mutex); the core takes it.
 
 from __future__ import annotations
 
-from futex.kernel.buckets import Bucket, BucketTable
+from typing import TYPE_CHECKING
+
+from futex.kernel.buckets import BucketTable
+from futex.kernel.decode import u32
 from futex.kernel.keys import Key
 from futex.liteos import abi
+
+if TYPE_CHECKING:
+    from futex.kernel.buckets import Bucket
 
 __all__ = [
     "LiteosLayout",
@@ -35,19 +41,16 @@ __all__ = [
     "shared_index",
 ]
 
-_U32 = 0xFFFFFFFF
-
-
 def fnv1a_32(data: bytes, seed: int = abi.FNV1_32A_INIT) -> int:
     """``LOS_HashFNV32aBuf``: FNV-1a over ``data``, 32 bits."""
     h = seed
     for octet in data:
-        h = ((h ^ octet) * abi.FNV_32_PRIME) & _U32
+        h = u32((h ^ octet) * abi.FNV_32_PRIME)
     return h
 
 
 def _key_hash(address: int) -> int:
-    return fnv1a_32((address & _U32).to_bytes(abi.KEY_BYTES, "little"))
+    return fnv1a_32(u32(address).to_bytes(abi.KEY_BYTES, "little"))
 
 
 def private_index(vaddr: int) -> int:
@@ -74,15 +77,15 @@ class LiteosLayout:
     __slots__ = ("table",)
 
     def __init__(self) -> None:
-        # futex_index never exceeds 79, so the table's "% size" leaves it as it is and
-        # BucketTable.bucket_for (used by the invariant check) agrees with bucket_of.
+        # futex_index never exceeds 79, so the table's "% size" leaves it as it is: the
+        # bucket of a key is bucket futex_index(key).
         self.table = BucketTable(abi.FUTEX_INDEX_MAX, futex_index, rank=0, name="g_futexHash")
 
     def tables(self) -> tuple[BucketTable, ...]:
         return (self.table,)
 
     def bucket_of(self, key: Key) -> Bucket:
-        return self.table.buckets[futex_index(key)]
+        return self.table.bucket_for(key)
 
     def fork(self) -> LiteosLayout:
         """The table is global: a new address space uses the same one."""

@@ -7,25 +7,29 @@ wake order: priority (0 first), FIFO among equals.  The core keeps the same fact
 queue per key in its bucket; :func:`snapshot` lays them out as LiteOS does.
 
 The order of heads with equal addresses is recovered from the order in which the core's
-bucket dictionary received their queues: a queue is created exactly when LiteOS inserts a
-new head (first waiter of a key, or the first waiter moved to a key without waiters) and
-keeps its place while heads are promoted, as ``OsFutexReplaceQueueListHeadNode`` keeps it.
+bucket received their queues (a bucket snapshot lists its keys oldest queue first): a
+queue is created exactly when LiteOS inserts a new head (first waiter of a key, or the
+first waiter moved to a key without waiters) and keeps its place while heads are
+promoted, as ``OsFutexReplaceQueueListHeadNode`` keeps it.
 
-Each bucket is copied under its lock; the table as a whole is not one atomic snapshot
-while other threads call the kernel.  Priorities are those the waiters queued with
-(LiteOS samples them at insertion; later changes do not reorder).  LiteOS's debug print
-shows a stale node (timed out, not yet reaped) as ``-1(-1)``; this emulator reaps at the
-event, so chains never hold one.
+Each bucket is copied under its lock (the core's ``bucket_snapshots``); the table as a
+whole is not one atomic snapshot while other threads call the kernel.  Priorities are
+those the waiters queued with (LiteOS samples them at insertion; later changes do not
+reorder).  LiteOS's debug print shows a stale node (timed out, not yet reaped) as
+``-1(-1)``; this emulator reaps at the event, so chains never hold one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from futex.kernel.keys import Key
 from futex.liteos import abi
-from futex.liteos.layout import LiteosLayout
+
+if TYPE_CHECKING:
+    from futex.kernel.manager import FutexManager
 
 __all__ = ["BucketView", "FutexTable", "HeadView", "QueuedTask", "format_chain", "snapshot"]
 
@@ -135,24 +139,22 @@ class FutexTable:
         return self.render()
 
 
-def snapshot(layout: LiteosLayout) -> FutexTable:
-    """Copy the table, bucket by bucket, each under its lock."""
+def snapshot(manager: FutexManager) -> FutexTable:
+    """Copy the table, bucket by bucket, each under its lock
+    (:meth:`~futex.kernel.FutexManager.bucket_snapshots`)."""
     buckets: list[BucketView] = []
-    for b in layout.table.buckets:
-        with b.lock:
-            queues = [
-                (key, tuple(QueuedTask(w.tid, w.prio) for w in q)) for key, q in b.queues.items()
-            ]
-        if not queues:
-            continue
+    for s in manager.bucket_snapshots():
+        queues = [
+            (key, tuple(QueuedTask(w.tid, w.prio) for w in waiters)) for key, waiters in s.queues
+        ]
         # Ascending address; among equal addresses the newest head first.
         order = sorted(range(len(queues)), key=lambda i: (_address(queues[i][0]), -i))
         heads = []
         for i in order:
-            key, waiters = queues[i]
+            key, queued = queues[i]
             assert isinstance(key, tuple)
-            heads.append(HeadView(key[0], key[1], waiters))
-        buckets.append(BucketView(b.index, tuple(heads)))
+            heads.append(HeadView(key[0], key[1], queued))
+        buckets.append(BucketView(s.index, tuple(heads)))
     return FutexTable(tuple(buckets))
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from futex.memory.objects import _PROT_ALL, PAGE_SHIFT, PAGE_SIZE, MappingError, MemoryObject
 
 if TYPE_CHECKING:
-    from futex.memory import Mapping
+    from futex.memory.mappings import Mapping
 
 __all__ = [
     "check_int",
@@ -130,10 +130,11 @@ def first_fit(maps: Iterable[Mapping], size: int, start: int) -> int:
     return base
 
 
-def place(maps: list[Mapping], size: int, hint: int, floor: int, end: int) -> int:
+def place(maps: Iterable[Mapping], size: int, hint: int, floor: int, end: int) -> int:
     """Where a mapping of ``size`` bytes goes: the first fit from ``hint``, else (nothing
     fits below ``end``) the first fit from ``floor``; MappingError (ENOMEM) when neither
-    fits.  Changes nothing."""
+    fits.  Changes nothing.  ``maps`` (sorted by address) is iterated once per try: a
+    list or a :class:`~futex.memory.mappings.MappingTable`, not an iterator."""
     for start in (hint, floor) if hint != floor else (hint,):
         base = first_fit(maps, size, start)
         if base + size <= end:

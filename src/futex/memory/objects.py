@@ -1,7 +1,7 @@
 """Memory objects: what a shared mapping shows (anonymous shared memory, files), the page
 and protection constants, and the one lock every mutation of emulated memory runs under.
 
-See :mod:`futex.memory` for the model; this module is its data half.
+See :mod:`futex.memory` for the model and the other modules; this one is its data.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from futex.memory import PROT_READ, PROT_WRITE, AddressSpace, MemoryObject
 from futex.memory.args import check_mmap
+from futex.memory.objects import PROT_READ, PROT_WRITE, MemoryObject
+from futex.memory.space import AddressSpace
 
 __all__ = ["ProcessMemory", "SpaceAtomics"]
 

@@ -14,13 +14,17 @@ Quick start::
     assert p.owner_of(f) is b and b.effective_priority == 16
     b.futex_wake_single_owner(f)                                  # ZX_OK; a runs
 
-Calls return Zircon statuses (``abi.ZX_OK``, ``abi.ZX_ERR_*``).  See
-:mod:`futex.zircon.futex` for the order of checks and the ownership rules, and
-:mod:`futex.zircon.kernel` for processes, threads, handles and the bad-handle policy.
+Calls return Zircon statuses (``abi.ZX_OK``, ``abi.ZX_ERR_*``).
+
+Modules: :mod:`.abi` (numbers, data only), :mod:`.decode` (arguments as the C prototypes
+take them, user pointers), :mod:`.syscalls` (the calls: order of checks, lock order),
+:mod:`.waitwake` (wait, wake, requeue), :mod:`.pi` (ownership and priority inheritance),
+:mod:`.kernel` (processes, threads, handles, the bad-handle policy), :mod:`.policy` (what
+differs from the other kernels).
 """
 
+from futex.kernel.blocking import PendingWait
 from futex.zircon import abi
-from futex.zircon.blocking import ZIRCON_OUTCOMES, ZirconPendingWait
 from futex.zircon.kernel import (
     BadHandlePolicy,
     Event,
@@ -30,6 +34,11 @@ from futex.zircon.kernel import (
     ThreadState,
     ZirconKernel,
 )
+from futex.zircon.policy import ZIRCON_OUTCOMES
+
+#: A blocked ``zx_futex_wait``: the core's pending wait (the name is kept for the types
+#: of user code and tests).
+ZirconPendingWait = PendingWait
 
 __all__ = [
     "ZIRCON_OUTCOMES",

@@ -3,11 +3,11 @@
 A :class:`ZirconKernel` hands out koids and owns the clock and the *thread lock*: as in
 the ThreadLock-era Zircon kernel, one lock serializes every futex operation, wait-queue
 change and priority propagation (the core's bucket locks nest inside it; a pending wait's
-own lock comes before it).  A :class:`Process` is an address space with a futex context
-(a :class:`~futex.kernel.FutexManager` built from :data:`ZIRCON_POLICY`: 37 buckets
-keyed by ``address >> 2``) and a
-handle table; a :class:`Thread` is created unstarted (``NEW``), runs after
-:meth:`Thread.start`, and ends with :meth:`Thread.exit` (``DEAD``).
+own lock comes before it: the order is in :mod:`futex.zircon.syscalls`).  A
+:class:`Process` is an address space with a futex context (a
+:class:`~futex.kernel.FutexManager` built from :data:`ZIRCON_POLICY`: 37 buckets keyed by
+``address >> 2``) and a handle table; a :class:`Thread` is created unstarted (``NEW``),
+runs after :meth:`Thread.start`, and ends with :meth:`Thread.exit` (``DEAD``).
 
 Priorities are Zircon's (0 lowest .. 31 highest, 16 default).  The core orders waiters and
 propagates inheritance with Linux-style numbers where lower is more urgent, so a thread's
@@ -37,13 +37,13 @@ from futex.kernel import (
     PiWaiter,
     RealClock,
 )
-from futex.kernel.blocking import block
+from futex.kernel.blocking import PendingWait, block
 from futex.kernel.caller import CallerState
 from futex.kernel.errors import TaskStateError
 from futex.memory import AddressSpace
 from futex.memory.owner import ProcessMemory
-from futex.zircon import abi, futex
-from futex.zircon.blocking import ZirconPendingWait
+from futex.zircon import abi, syscalls
+from futex.zircon.pi import disown_all_thread_locked
 from futex.zircon.policy import ZIRCON_POLICY
 
 __all__ = [
@@ -56,7 +56,7 @@ __all__ = [
     "ZirconKernel",
 ]
 
-_R = TypeVar("_R", int, "int | ZirconPendingWait")
+_R = TypeVar("_R", int, "int | PendingWait")
 
 class BadHandlePolicy(enum.IntEnum):
     """The job's ``ZX_POL_BAD_HANDLE`` action."""
@@ -100,7 +100,7 @@ class ZirconKernel:
         #: Priority inheritance with Zircon's rule; its lock is the kernel's thread lock.
         assert ZIRCON_POLICY.inheritance is not None
         self.policy = ZIRCON_POLICY
-        self.pi = PiDomain(ZIRCON_POLICY.inheritance, on_reorder=self._on_reorder)
+        self.pi = PiDomain(ZIRCON_POLICY.inheritance, on_reorder=self._on_reorder_thread_locked)
         self.lock = self.pi.lock
         self._koids = itertools.count(abi.ZX_KOID_FIRST)
         self._koid_lock = threading.Lock()
@@ -117,8 +117,9 @@ class ZirconKernel:
         return p
 
     @staticmethod
-    def _on_reorder(w: PiWaiter) -> None:
+    def _on_reorder_thread_locked(w: PiWaiter) -> None:
         # A blocked thread's effective priority changed: its futex queue place follows.
+        # (The PI domain calls this under its lock, the thread lock.)
         thread = w.task
         assert isinstance(thread, Thread)
         thread.process.futex.reposition(w.waiter, w.prio)
@@ -205,6 +206,23 @@ class Process(ProcessMemory):
             if t.state is not ThreadState.DEAD:
                 t.exit()
 
+    def resolve_owner(self, handle: int) -> tuple[int, Thread | None]:
+        """``ValidateFutexOwner`` for a futex call of this process: (deferred status,
+        owner).  Rights are not checked (the handle is looked up with rights 0), so
+        ACCESS_DENIED cannot happen."""
+        if handle == abi.ZX_HANDLE_INVALID:
+            return abi.ZX_OK, None
+        obj = self.handles.get(handle)
+        if obj is None:
+            return abi.ZX_ERR_BAD_HANDLE, None
+        if not isinstance(obj, Thread):
+            return abi.ZX_ERR_WRONG_TYPE, None
+        if obj.process is not self or obj.state is ThreadState.NEW:
+            return abi.ZX_ERR_INVALID_ARGS, None
+        if obj.state is not ThreadState.RUNNING:
+            return abi.ZX_OK, None  # dying or dead: silently no owner
+        return abi.ZX_OK, obj
+
     def owner_of(self, addr: int) -> Thread | None:
         """The owner of the futex at ``addr`` (None when unowned or inactive)."""
         with self.kernel.lock:
@@ -214,7 +232,7 @@ class Process(ProcessMemory):
         return owner
 
 
-class Thread(CallerState[ZirconPendingWait]):
+class Thread(CallerState[PendingWait]):
     """A Zircon thread: koid, priority, state, and the futex system calls it makes.
 
     Only a running thread that is not blocked in a call makes calls: every ``futex_*``
@@ -240,6 +258,11 @@ class Thread(CallerState[ZirconPendingWait]):
 
     def __repr__(self) -> str:
         return f"<Thread koid={self.koid} {self.name!r} {self.state.value} prio={self.priority}>"
+
+    @property
+    def running(self) -> bool:
+        """Started and not dead: the thread may own futexes."""
+        return self.state is ThreadState.RUNNING
 
     # -- scheduling ----------------------------------------------------------------------
 
@@ -276,7 +299,10 @@ class Thread(CallerState[ZirconPendingWait]):
         pending = self.blocked
         if pending is not None:
             pending.kill()
-        futex.thread_exit(self)
+        with self.kernel.lock:
+            self.state = ThreadState.DEAD
+            disown_all_thread_locked(self)
+        self.process.threads.pop(self.koid, None)
         self._state_changed()  # wait_blocked: it will never block again
 
     def suspend(self) -> bool:
@@ -302,24 +328,25 @@ class Thread(CallerState[ZirconPendingWait]):
 
     def futex_wait_nb(
         self, value_ptr: int, current_value: int, new_futex_owner: int, deadline: int
-    ) -> int | ZirconPendingWait:
+    ) -> int | PendingWait:
         """``zx_futex_wait`` without blocking: the status, or a pending wait (cooperative
         schedulers: ``add_done_callback``)."""
         self.check_call("zx_futex_wait")
-        return self._policy(futex.futex_wait(self, value_ptr, current_value, new_futex_owner,
-                                             deadline))
+        return self._policy(
+            syscalls.futex_wait(self, value_ptr, current_value, new_futex_owner, deadline)
+        )
 
     def futex_wake(self, value_ptr: int, wake_count: int) -> int:
         """``zx_futex_wake``: wake up to ``wake_count`` (uint32) waiters; the futex
         becomes unowned."""
         self.check_call("zx_futex_wake")
-        return futex.futex_wake(self, value_ptr, wake_count, assign_woken=False)
+        return syscalls.futex_wake(self, value_ptr, wake_count, assign_woken=False)
 
     def futex_wake_single_owner(self, value_ptr: int) -> int:
         """``zx_futex_wake_single_owner``: wake one waiter and make it the owner (if
         waiters remain)."""
         self.check_call("zx_futex_wake_single_owner")
-        return futex.futex_wake(self, value_ptr, 1, assign_woken=True)
+        return syscalls.futex_wake(self, value_ptr, 1, assign_woken=True)
 
     def futex_requeue(
         self,
@@ -332,7 +359,7 @@ class Thread(CallerState[ZirconPendingWait]):
     ) -> int:
         """``zx_futex_requeue``."""
         self.check_call("zx_futex_requeue")
-        return self._policy(futex.futex_requeue(
+        return self._policy(syscalls.futex_requeue(
             self, value_ptr, wake_count, current_value, requeue_ptr, requeue_count,
             new_requeue_owner, assign_woken=False,
         ))
@@ -347,7 +374,7 @@ class Thread(CallerState[ZirconPendingWait]):
     ) -> int:
         """``zx_futex_requeue_single_owner``: wake one (it owns the wake futex)."""
         self.check_call("zx_futex_requeue_single_owner")
-        return self._policy(futex.futex_requeue(
+        return self._policy(syscalls.futex_requeue(
             self, value_ptr, 1, current_value, requeue_ptr, requeue_count,
             new_requeue_owner, assign_woken=True,
         ))
@@ -356,13 +383,13 @@ class Thread(CallerState[ZirconPendingWait]):
         """``zx_futex_get_owner``: store the owner's koid (or ZX_KOID_INVALID) as a
         uint64 at ``koid_ptr``; returns the status."""
         self.check_call("zx_futex_get_owner")
-        return futex.futex_get_owner(self, value_ptr, koid_ptr)
+        return syscalls.futex_get_owner(self, value_ptr, koid_ptr)
 
     def get_owner(self, value_ptr: int) -> int:
         """The owner koid of the futex at ``value_ptr`` without a user pointer (a
         convenience over :meth:`futex_get_owner`; raises ValueError on a bad pointer).
         An observer, not a call of this thread: allowed in any state."""
-        status, koid = futex.get_owner(self, value_ptr)
+        status, koid = syscalls.get_owner(self, value_ptr)
         if status != abi.ZX_OK:
             raise ValueError(f"zx_futex_get_owner({value_ptr:#x}): {abi.STATUS_NAMES[status]}")
         return koid
