@@ -9,10 +9,11 @@ Test and benchmark support, not part of the installed package: it is a thin face
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 
-from futex.linux.host import host_libc
+from futex.linux.host import HostLibc, host_libc
 
 __all__ = [
     "MAP_ANONYMOUS",
@@ -47,14 +48,31 @@ def host_syscall(nr: int, *args: int) -> int:
     return host_libc().call(nr, *args)
 
 
+# The benchmarks' baseline: as thin as ctypes allows (libc's syscall bound once, registers
+# converted inline), so that a ratio against it measures the emulator, not this wrapper.
+_syscall = host_libc().syscall_fn
+_as_long = HostLibc.as_long
+_get_errno = ctypes.get_errno
+
+
 def host_futex(uaddr: int, op: int, val: int, utime: int, uaddr2: int, val3: int) -> int:
     """futex(2) on the host with raw register values: >= 0 or -errno."""
-    return host_libc().call(SYS_futex, uaddr, op, val, utime, uaddr2, val3)
+    r: int = _syscall(
+        SYS_futex,
+        _as_long(uaddr),
+        _as_long(op),
+        _as_long(val),
+        _as_long(utime),
+        _as_long(uaddr2),
+        _as_long(val3),
+    )
+    return r if r >= 0 else -_get_errno()
 
 
 def gettid() -> int:
     """The calling thread's host tid."""
-    return host_libc().call(SYS_gettid)
+    r: int = _syscall(SYS_gettid, 0, 0, 0, 0, 0, 0)
+    return r
 
 
 def host_mmap(addr: int, length: int, prot: int, flags: int, fd: int = -1, offset: int = 0) -> int:

@@ -3,7 +3,7 @@
 Plain lines are what ``--plain`` prints, what a pipe, a file or a dumb terminal gets, and
 what every run gets when rich is not installed: the workload's header, a progress line at
 most once a second, then :func:`demo_lines`; the robust-futex scenario's numbered
-narrative (:meth:`~futex.demo.robust.RobustReport.lines`).
+narrative (:meth:`~futex.demo.robust_report.RobustReport.lines`).
 
 The live display (a terminal, rich installed: ``pip install 'futex[demo]'``) shows the
 same header, progress bars for the items produced and consumed with the kernel's view
@@ -21,7 +21,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from futex.demo.kernels import FutexOps
-from futex.demo.robust import RobustReport
+from futex.demo.robust_report import RobustReport
 from futex.demo.workload import DemoConfig, DemoReport, Progress, run_demo
 
 if TYPE_CHECKING:

@@ -35,28 +35,24 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from futex.demo.kernels import Check
 from futex.demo.robust_mutex import (
     EOWNERDEAD,
     PTHREAD_MUTEX_INCONSISTENT,
     RobustList,
     RobustMutex,
 )
+from futex.demo.robust_report import Narrator, RobustPart, RobustReport
 from futex.linux import LinuxKernel, Process, Task, abi
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "RT_PRIORITY",
-    "RobustPart",
-    "RobustReport",
-    "Step",
     "describe_word",
     "run_robust_demo",
 ]
@@ -163,110 +159,6 @@ def _queued(task: Task) -> bool:
     return any(w.owner is task for ws in task.process.futex.queues().values() for w in ws)
 
 
-# -- the report -----------------------------------------------------------------------------
-
-
-@dataclass
-class Step:
-    """One numbered step of the narrative: who acted, what happened, what was checked."""
-
-    actor: str
-    text: list[str]
-    checks: list[Check] = field(default_factory=list)
-
-
-@dataclass
-class RobustPart:
-    """One scenario: (a) the robust PI mutex or (b) the plain robust mutex."""
-
-    label: str
-    title: str
-    steps: list[Step] = field(default_factory=list)
-    calls: Counter[str] = field(default_factory=Counter)
-    """System calls of the part's tasks, by name (futex(2) by command)."""
-
-    @property
-    def checks(self) -> list[Check]:
-        return [c for s in self.steps for c in s.checks]
-
-    @property
-    def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-
-@dataclass
-class RobustReport:
-    """The outcome of :func:`run_robust_demo`."""
-
-    parts: list[RobustPart]
-    elapsed: float
-
-    @property
-    def checks(self) -> list[Check]:
-        return [c for p in self.parts for c in p.checks]
-
-    @property
-    def ok(self) -> bool:
-        """Whether every check of every part passed (and there was one)."""
-        checks = self.checks
-        return bool(checks) and all(c.ok for c in checks)
-
-    def lines(self) -> list[str]:
-        """The narrative as plain text, the verdict last."""
-        out: list[str] = []
-        for part in self.parts:
-            out.append(f"({part.label}) {part.title}")
-            for n, step in enumerate(part.steps, 1):
-                prefix = f"  {n}. {step.actor:<7}"
-                for i, text in enumerate(step.text):
-                    out.append((prefix if i == 0 else " " * len(prefix)) + text)
-                for c in step.checks:
-                    out.append(f"{'':{len(prefix)}}{'ok  ' if c.ok else 'FAIL'}  {c.detail}")
-            calls = ", ".join(f"{k} {v}" for k, v in sorted(part.calls.items())) or "none"
-            out.append(f"  system calls: {calls}")
-        failed = [c for c in self.checks if not c.ok]
-        if not self.checks:
-            out.append("result: FAIL (no scenario ran)")
-        elif failed:
-            out.append(f"result: FAIL ({len(failed)} of {len(self.checks)} robust checks)")
-        else:
-            out.append(
-                f"result: PASS: {len(self.checks)} robust checks; each dead owner's mutex "
-                "was recovered with EOWNERDEAD"
-                + (
-                    ", the PI boost came and went"
-                    if any(p.label == "a" for p in self.parts)
-                    else ""
-                )
-                + f" ({self.elapsed * 1000:.0f} ms)"
-            )
-        return out
-
-
-class _Narrator:
-    """Builds a :class:`RobustPart` step by step."""
-
-    def __init__(self, part: RobustPart) -> None:
-        self.part = part
-
-    def step(self, actor: str, *text: str) -> None:
-        self.part.steps.append(Step(actor, list(text)))
-
-    def fail(self, detail: str) -> None:
-        self.expect(detail, ("", False, True))
-
-    def expect(self, detail: str, *facts: tuple[str, object, object]) -> bool:
-        """One check line: ``detail`` (written from the values found) holds if every fact
-        ``(name, got, want)`` has ``got == want``; a failed line names what differed."""
-        if not self.part.steps:
-            self.step("", "")
-        bad = [f"{name} {got}, expected {want}".strip() for name, got, want in facts if got != want]
-        if bad and any(name for name, _, _ in facts):
-            detail = f"{detail}: " + "; ".join(bad)
-        self.part.steps[-1].checks.append(Check(f"robust {self.part.label}", not bad, detail))
-        return not bad
-
-
 def _w(value: int) -> str:
     return describe_word(value)
 
@@ -302,7 +194,7 @@ class _Scene:
         return _result(actor.post(fn), f"{actor.role} {what}", self.timeout)
 
 
-def _register(n: _Narrator, scene: _Scene, a: _Actor) -> None:
+def _register(n: Narrator, scene: _Scene, a: _Actor) -> None:
     r = scene.do(a, a.rl.register, "set_robust_list returned")
     n.expect(
         f"set_robust_list({a.rl.head:#x}, 24) = {r}",
@@ -311,7 +203,7 @@ def _register(n: _Narrator, scene: _Scene, a: _Actor) -> None:
     )
 
 
-def _take_uncontended(n: _Narrator, scene: _Scene, a: _Actor, m: RobustMutex) -> None:
+def _take_uncontended(n: Narrator, scene: _Scene, a: _Actor, m: RobustMutex) -> None:
     t = a.task
     n.step(
         a.role,
@@ -336,7 +228,7 @@ def _take_uncontended(n: _Narrator, scene: _Scene, a: _Actor, m: RobustMutex) ->
     )
 
 
-def _part_pi(n: _Narrator, scene: _Scene) -> None:
+def _part_pi(n: Narrator, scene: _Scene) -> None:
     m = RobustMutex(scene.process, scene.base + _MUTEX, pi=True)
     owner = scene.actor("owner")
     waiter = scene.actor("waiter", abi.SCHED_FIFO, RT_PRIORITY)
@@ -451,7 +343,7 @@ def _part_pi(n: _Narrator, scene: _Scene) -> None:
     )
 
 
-def _part_plain(n: _Narrator, scene: _Scene) -> None:
+def _part_plain(n: Narrator, scene: _Scene) -> None:
     m = RobustMutex(scene.process, scene.base + _MUTEX, pi=False)
     owner = scene.actor("owner")
     waiter = scene.actor("waiter")
@@ -531,13 +423,13 @@ def _part_plain(n: _Narrator, scene: _Scene) -> None:
     )
 
 
-_PARTS: dict[str, tuple[str, Callable[[_Narrator, _Scene], None]]] = {
+_PARTS: dict[str, tuple[str, Callable[[Narrator, _Scene], None]]] = {
     "a": ("robust PI mutex", _part_pi),
     "b": ("plain robust mutex", _part_plain),
 }
 
 
-def _finish(n: _Narrator, scene: _Scene) -> None:
+def _finish(n: Narrator, scene: _Scene) -> None:
     """Stop the part's threads and check what the kernel was left with."""
     tasks = [a.task for a in scene.actors]
     blocked = [t.tid for t in tasks if t.blocked is not None]
@@ -580,7 +472,7 @@ def run_robust_demo(parts: str = "ab", *, timeout: float = DEFAULT_TIMEOUT) -> R
         title, body = _PARTS[label]
         part = RobustPart(label, title)
         report.parts.append(part)
-        n = _Narrator(part)
+        n = Narrator(part)
         scene = _Scene(process, process.mmap(_PAGE), timeout)
         try:
             body(n, scene)

@@ -253,7 +253,7 @@ class FutexCondvar(Generic[TaskT]):
     def notify_one(self, task: TaskT) -> int | None:
         """Wake one waiter (mutex held).  Returns how many the kernel woke (0 or 1), or
         None if the kernel does not say (Zircon)."""
-        self._check_locked()
+        self._check_mutex_held()
         if not self.waiters:
             return 0
         self.ops.update(self.addr, _increment)
@@ -262,7 +262,7 @@ class FutexCondvar(Generic[TaskT]):
     def notify_all(self, task: TaskT) -> int | None:
         """Wake every waiter (mutex held): one now, the others requeued onto the mutex.
         Returns woken + requeued where the kernel says, else None."""
-        self._check_locked()
+        self._check_mutex_held()
         if not self.waiters:
             return 0
         ops = self.ops
@@ -273,7 +273,7 @@ class FutexCondvar(Generic[TaskT]):
             return ops.wake(task, self.addr, INT_MAX)
         return n
 
-    def _check_locked(self) -> None:
+    def _check_mutex_held(self) -> None:
         if self.mutex.word == 0:
             raise RuntimeError(f"notify on {self!r} without holding its mutex")
 

@@ -126,7 +126,8 @@ class OwnershipTimeline:
     threads: dict[str, OwnerRecord] = field(default_factory=dict)
     last: dict[str, OwnerEvent] = field(default_factory=dict)
 
-    def record_locked(self, event: OwnerEvent) -> None:
+    def record(self, event: OwnerEvent) -> None:
+        """Note ``event`` if it changes its word's owner or priority (``lock`` held)."""
         self.observations += 1
         prev = self.last.get(event.word)
         same = (prev.owner, prev.effective) if prev is not None else (None, 0)
@@ -290,7 +291,7 @@ class ZirconOps(FutexOps[Thread]):
                     )
                 else:
                     event = OwnerEvent(time.perf_counter() - self.t0, name, None)
-            tl.record_locked(event)
+            tl.record(event)
 
     @property
     def manager(self) -> FutexManager:

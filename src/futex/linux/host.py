@@ -109,7 +109,9 @@ class HostLibc:
 
     def __init__(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
-        self._syscall = libc.syscall
+        #: libc's ``syscall`` (seven ``long`` arguments, a ``long`` result; errno kept by
+        #: ctypes): for callers that convert their own registers on a hot path.
+        self.syscall_fn = self._syscall = libc.syscall
         self._syscall.restype = ctypes.c_long
         self._syscall.argtypes = [ctypes.c_long] * 7
         self._mmap = libc.mmap
