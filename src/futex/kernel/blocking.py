@@ -103,16 +103,14 @@ class PendingWait:
     __slots__ = (
         "_callbacks",
         "_clock",
-        "_deferred",
         "_event",
+        "_held_signal",
         "_lock",
         "_outcomes",
         "_phased",
         "_rearm",
         "_request",
         "_result",
-        "_signal",
-        "_timed_out",
         "_timer",
         "deadline",
         "task",
@@ -139,10 +137,8 @@ class PendingWait:
         # that blocks in wait().
         self._event: threading.Lock | None = None
         self._timer: Timer | None = None
-        self._timed_out = False
-        self._signal: tuple[bool, bool] | None = None
-        # a signal held back by an uninterruptible phase of the request
-        self._deferred: tuple[bool, bool] | None = None
+        # a signal held back by an uninterruptible phase of the request: (handler, restart)
+        self._held_signal: tuple[bool, bool] | None = None
         self._rearm = False  # a restart changed the deadline: arm a new timer
 
     def __repr__(self) -> str:
@@ -233,9 +229,9 @@ class PendingWait:
                 self._finish_pending_locked(early)
                 return early
             if expired and not (self._phased and self._request.uninterruptible()):
-                # an expired hrtimer: queued, no sleep
-                self._timed_out = True
-                self._settle_pending_locked()  # success if a waker took it, else timed out
+                # an expired hrtimer: queued, no sleep; success if a waker took it, else
+                # timed out
+                self._settle_pending_locked(True)
                 assert self._result is not None
                 return self._result
         if self.deadline is not None and not expired:
@@ -254,8 +250,7 @@ class PendingWait:
         with self._lock:
             if self._result is not None:
                 return False
-            self._signal = (handler, restart)
-            callbacks = self._settle_pending_locked()
+            callbacks = self._settle_pending_locked(False, (handler, restart))
         self._run(callbacks)
         return True
 
@@ -278,18 +273,22 @@ class PendingWait:
             if self._result is not None or (self._phased and not self._request.on_notify(w)):
                 return  # over already, or a notification the request no longer waits for
             callbacks = self._settle_pending_locked()
-        self._run(callbacks)
+        if callbacks or self._rearm:  # _run's own test, first: the wake path is hot
+            self._run(callbacks)
 
     def _on_timeout(self) -> None:
         with self._lock:
             if self._result is not None:
                 return
-            self._timed_out = True
-            callbacks = self._settle_pending_locked()
+            callbacks = self._settle_pending_locked(True)
         self._run(callbacks)
 
-    def _settle_pending_locked(self) -> list[Callable[[PendingWait], None]]:
-        """Decide the outcome (``__futex_wait`` after ``schedule()``); lock held.
+    def _settle_pending_locked(
+        self, timed_out: bool = False, signal: tuple[bool, bool] | None = None
+    ) -> list[Callable[[PendingWait], None]]:
+        """Decide the outcome (``__futex_wait`` after ``schedule()``) of the event that
+        arrived: a notify, the deadline (``timed_out``) or a signal (``signal``:
+        ``(handler, restart)``); lock held.
 
         In an uninterruptible phase of the request nothing is decided: a timeout is
         dropped, a signal held back until the phase is over, and delivered once the call
@@ -300,18 +299,17 @@ class PendingWait:
             return []
         request = self._request
         if self._phased and request.uninterruptible():
-            self._timed_out = False  # the hrtimer is not running yet
-            if self._signal is not None:  # TASK_UNINTERRUPTIBLE: the signal stays pending
-                self._deferred, self._signal = self._signal, None
+            # the hrtimer is not running yet: the timeout is dropped
+            if signal is not None:  # TASK_UNINTERRUPTIBLE: the signal stays pending
+                self._held_signal = signal
             return []
         result = request.complete()
         if result is not None:
             return self._finish_pending_locked(result)
-        if self._timed_out:
+        if timed_out:
             return self._finish_pending_locked(self._outcomes.timed_out)
-        if self._signal is not None:
-            handler, sa_restart = self._signal
-            self._signal = None
+        if signal is not None:
+            handler, sa_restart = signal
             ended = self._outcomes.on_signal(request, self.deadline, handler, sa_restart)
             if ended is not None:
                 return self._finish_pending_locked(ended)
@@ -319,10 +317,11 @@ class PendingWait:
         result = self._restart_pending_locked()
         if result is not None:
             return self._finish_pending_locked(result)
-        if self._deferred is not None and not request.uninterruptible():
+        held = self._held_signal
+        if held is not None and not request.uninterruptible():
             # the call queued again after an uninterruptible phase: the signal arrives now
-            self._signal, self._deferred = self._deferred, None
-            return self._settle_pending_locked()
+            self._held_signal = None
+            return self._settle_pending_locked(False, held)
         return []
 
     def _restart_pending_locked(self) -> int | None:

@@ -139,7 +139,11 @@ class ManagerBase:
     def lock_key(self, key: Key) -> LockedBucket:
         """``with manager.lock_key(key) as h``: the bucket lock of ``key`` held, ``h`` its
         handle (:class:`~futex.kernel.locked.LockedBucket`)."""
-        return self._handle(self.bucket_of(key))
+        b = self.bucket_of(key)
+        h = b.handle  # _handle(b), inlined: every PI call takes this path
+        if h is None or h.order is not self.order:
+            h = b.handle = LockedBucket(b, self.order)
+        return h
 
     def lock_keys(self, k1: Key, k2: Key) -> LockedPair:
         """``with manager.lock_keys(k1, k2) as (h1, h2)``: both bucket locks held, taken in

@@ -44,19 +44,20 @@ class LockedBucket:
     no state of its own (its bucket, and the queue order new waiters follow), so one
     handle per bucket serves every thread."""
 
-    __slots__ = ("_bucket", "order")
+    __slots__ = ("_bucket", "_lock", "order")
 
     def __init__(self, bucket: Bucket, order: QueueOrder) -> None:
         self._bucket = bucket
+        self._lock = bucket.lock  # the bucket's, read once: __enter__/__exit__ are hot
         #: Where a waiter this handle queues goes (the manager's queue order).
         self.order = order
 
     def __enter__(self) -> LockedBucket:
-        self._bucket.lock.acquire()
+        self._lock.acquire()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._bucket.lock.release()
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._lock.release()
 
     def __repr__(self) -> str:
         return f"<LockedBucket {self._bucket!r}>"
@@ -161,7 +162,7 @@ class LockedPair:
         lock_two(self._h1._bucket, self._h2._bucket)
         return self._h1, self._h2
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         unlock_two(self._h1._bucket, self._h2._bucket)
 
 
@@ -190,7 +191,7 @@ class LockedWaiter:
                 return self._handle_of(b)
             b.lock.release()  # requeued meanwhile: follow it
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         b, self._bucket = self._bucket, None
         if b is not None:
             b.lock.release()

@@ -18,7 +18,7 @@ locks below it (skipping levels freely), top to bottom::
                     │ lock
                     └── leaves   locks never held while another is taken: a task's exit
                                  mutex, a clock's timer lock, a caller's watch
-                                 condition, id counters, memory objects' locks
+                                 condition, id counters, the emulated memory's lock
 
 **The named exception: a thread lock above the buckets.**  Zircon's ThreadLock-era kernel
 serializes every futex operation with one *thread lock*, and the Zircon personality uses
@@ -47,6 +47,8 @@ suffix                 the caller holds
 ``_pending_locked``    the pending wait's lock
 ``_thread_locked``     Zircon's thread lock
 ``_table_locked``      a kernel's task (pid, koid) table lock
+``_mm_locked``         the emulated memory's lock (:mod:`futex.memory`): a leaf,
+                       taken under bucket locks to read a word, holding no other lock
 =====================  ================================================================
 
 Checking it

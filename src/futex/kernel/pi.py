@@ -239,10 +239,10 @@ class PiDomain:
     def hand_off(self, state: PiState) -> PiTask | None:
         """Give ``state`` to its top waiter (``wake_futex_pi``): unblock it, make it the
         owner.  Returns the new owner, or ``None`` when nobody waits."""
-        top = state.top()
-        if top is None:
+        if not state.waiters:
             self.attach(state, None)
             return None
+        top = state.waiters[0]
         self.unblock(top)
         self.attach(state, top.task)
         return top.task
@@ -258,9 +258,9 @@ class PiDomain:
     def effective_prio(self, task: PiTask) -> int:
         prio = task.normal_prio
         for state in task.pi_states:
-            top = state.top()
-            if top is not None and top.task.prio < prio:
-                prio = top.task.prio
+            waiters = state.waiters  # its top waiter lends its priority
+            if waiters and waiters[0].task.prio < prio:
+                prio = waiters[0].task.prio
         return prio
 
     def _insert(self, state: PiState, w: PiWaiter) -> None:

@@ -116,9 +116,11 @@ class Request:
 
 class WaitRequest(Request):
     """One plain wait: ``waiter`` queued on the futex at ``addr`` of ``target`` if the
-    word holds ``val`` (kept for restarts: Linux's restart block)."""
+    word holds ``val`` (kept for restarts: Linux's restart block).  The wait's ``bitset``
+    lives on its waiter (``waiter.bitset``, written only by a wait), not in a slot of
+    its own: every blocked call carries one."""
 
-    __slots__ = ("addr", "bitset", "manager", "policy", "private", "target", "val", "waiter")
+    __slots__ = ("addr", "manager", "policy", "private", "target", "val", "waiter")
 
     def __init__(
         self,
@@ -138,7 +140,7 @@ class WaitRequest(Request):
         self.val = val
         self.waiter = waiter
         self.policy = policy
-        self.bitset = bitset
+        waiter.bitset = bitset
 
     def prepare(self, notify: Callable[[Waiter], None]) -> int | None:
         """Queue the waiter if the word holds ``val``: ``None``, or the policy's answer
@@ -147,15 +149,23 @@ class WaitRequest(Request):
         w.notify = notify
         try:
             found = self.manager.try_wait_prepare(
-                w, self.target, self.addr, self.private, self.val, self.bitset
+                w, self.target, self.addr, self.private, self.val, w.bitset
             )
         except FutexError as exc:
             return error_code(exc, self.policy)
         return None if found is None else self.policy.value_mismatch
 
+    @property
+    def bitset(self) -> int:
+        """The bits a wake must share with the wait (``FUTEX_WAIT_BITSET``'s ``val3``)."""
+        return self.waiter.bitset
+
     def complete(self) -> int | None:
         """0 if a waker dequeued the waiter, else dequeue it and answer ``None``."""
-        return 0 if self.manager.wait_complete(self.waiter) else None
+        w = self.waiter
+        if w.bucket is None:  # wait_complete's first look, without the call: woken
+            return 0
+        return 0 if self.manager.wait_complete(w) else None
 
     def detach(self) -> None:
         self.waiter.notify = None

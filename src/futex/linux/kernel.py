@@ -122,7 +122,7 @@ class LinuxKernel:
             total.update(dict(t.calls))  # a C-level copy: safe while t counts
         return total
 
-    def _alloc_id_locked(self, wanted: int | None) -> int:
+    def _alloc_id_table_locked(self, wanted: int | None) -> int:
         """A free pid/tid: ``wanted``, or the next one (``alloc_pid``: below ``pid_max``,
         wrapping to 300 past it, as Linux skips the reserved low pids)."""
         top = min(abi.FUTEX_TID_MASK, self.facts.pid_max - 1)
@@ -155,7 +155,7 @@ class Process(ProcessMemory):
         #: None until the first CLONE_THREAD or SET_SLOTS, and in a forked child (new mm).
         self.futex_hash: PrivateHash | None = None
         with kernel._lock:
-            self.pid = kernel._alloc_id_locked(None)
+            self.pid = kernel._alloc_id_table_locked(None)
             kernel.processes[self.pid] = self
 
     def __repr__(self) -> str:
@@ -183,7 +183,7 @@ class Process(ProcessMemory):
             if tid is None and not self.tasks and self.pid not in kernel.tasks:
                 tid = self.pid
             else:
-                tid = kernel._alloc_id_locked(tid)
+                tid = kernel._alloc_id_table_locked(tid)
             task = Task(self, tid)
             task.set_scheduler(policy, priority, nice)
             task.clear_child_tid = clear_child_tid
@@ -357,7 +357,8 @@ class Task(CallerState[PendingWait]):
     ) -> int:
         """futex(2) with the six raw register values; blocks the calling thread while
         the call waits.  Returns what the kernel returns: >= 0, or -errno."""
-        self.check_call("futex(2)")
+        if not self.alive or self._releasing is not None or self._blocked is not None:
+            self.check_call("futex(2)")  # raises (the guard's own test, inlined: hot path)
         return block(sys_futex(self, uaddr, futex_op, val, utime, uaddr2, val3))
 
     def syscall_futex_nb(
@@ -365,7 +366,8 @@ class Task(CallerState[PendingWait]):
     ) -> int | PendingWait:
         """futex(2) without blocking: the result, or a :class:`PendingWait` that settles
         when the call would return (for cooperative schedulers)."""
-        self.check_call("futex(2)")
+        if not self.alive or self._releasing is not None or self._blocked is not None:
+            self.check_call("futex(2)")  # raises (as in syscall_futex)
         return sys_futex(self, uaddr, futex_op, val, utime, uaddr2, val3)
 
     def interrupt(self, *, handler: bool = True, restart: bool = False) -> bool:

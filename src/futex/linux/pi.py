@@ -67,7 +67,7 @@ named ``*_pi_locked`` need both, the PI domain lock innermost.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from futex.kernel import (
     FutexError,
@@ -81,6 +81,7 @@ from futex.kernel import (
     notify_all,
 )
 from futex.kernel.blocking import PendingWait
+from futex.kernel.locking import DEBUG_LOCKS
 from futex.kernel.request import Deadline
 from futex.linux import abi
 from futex.linux.decode import errno_of, reread_timeout
@@ -205,8 +206,9 @@ class PiLockRequest(ExitAwareRequest):
         """0 if the lock was handed to us (fixing the word if an exit handed it on),
         else leave the PI state (or stop waiting for an exiting owner) and answer
         ``None``."""
-        ew = self.end_exit_wait()
-        if ew is not None:
+        if self.exit_wait is not None:
+            ew = self.end_exit_wait()
+            assert ew is not None
             self._exit_retry = ew.over
             return None
         return finish_pi_wait(self.task, self.waiter, self.uaddr)
@@ -214,7 +216,8 @@ class PiLockRequest(ExitAwareRequest):
     def detach(self) -> None:
         if self.waiter is not None:
             self.waiter.notify = None
-        super().detach()
+        if self.exit_wait is not None:
+            super().detach()
 
     # -- the attempt --------------------------------------------------------------------------
 
@@ -263,16 +266,17 @@ def finish_pi_wait(task: Task, w: Waiter | None, uaddr: int) -> int | None:
     """
     if w is None:
         return None
-    manager = task.process.futex
-    with manager.lock_waiter(w) as h:
-        if h is not None:
-            with manager.pi.lock:
-                h.dequeue(w)
-                pw = w.pi
-                if isinstance(pw, PiWaiter):
-                    manager.pi.unblock(pw)
-                    release_if_idle_pi_locked(task, pw.state)
-            return None
+    if not w.woken:  # else dequeued for good by a hand-off or an atomic take: no lock
+        manager = task.process.futex
+        with manager.lock_waiter(w) as h:
+            if h is not None:
+                with manager.pi.lock:
+                    h.dequeue(w)
+                    pw = w.pi
+                    if isinstance(pw, PiWaiter):
+                        manager.pi.unblock(pw)
+                        release_if_idle_pi_locked(task, pw.state)
+                return None
     died = isinstance(w.pi, PiWaiter) and w.pi.owner_died
     _fixup_word(task, uaddr, owner_died=died)
     return 0
@@ -425,7 +429,8 @@ def futex_unlock_pi(task: Task, uaddr: int, private: bool) -> int:
                 return -abi.EPERM
             continue
         finally:
-            notify_all(woken)
+            if woken:
+                notify_all(woken)
         return result
 
 
@@ -433,7 +438,6 @@ def _unlock_locked(
     task: Task, h: LockedBucket, key: Key, uaddr: int, uval: int, woken: list[Waiter]
 ) -> int:
     space = task.process.space
-    manager = task.process.futex
     top = h.head(key)
     if top is None:
         prev = space.cas_u32(uaddr, uval, 0)
@@ -441,7 +445,7 @@ def _unlock_locked(
     if not isinstance(top.pi, PiWaiter) or top.pi.state.owner is not task:
         return -abi.EINVAL
     state: PiState = top.pi.state
-    with manager.pi.lock:
+    with task.process.futex.pi.lock:
         nxt = state.top()
         assert nxt is not None
         newval = _WAITERS | nxt.task.tid
@@ -462,8 +466,9 @@ def _hand_off_pi_locked(h: LockedBucket, state: PiState, woken: list[Waiter]) ->
     top = state.top()
     assert top is not None
     w: Waiter = top.waiter
-    assert h.holds(w), "a PI waiter is handed the lock in the bucket it is queued in"
-    waiter = cast("Task", top.task)
+    if DEBUG_LOCKS:
+        assert h.holds(w), "a PI waiter is handed the lock in the bucket it is queued in"
+    waiter: Task = w.owner  # top.task, typed (w's owner is the task its PI wait is for)
     waiter.process.futex.pi.hand_off(state)  # the waiter's: its process keyed the futex
     h.wake(w, woken)
     release_if_idle_pi_locked(waiter, state)

@@ -50,8 +50,7 @@ def sys_futex(
                                                                  uaddr2, val3)
     cmd = op & abi.FUTEX_CMD_MASK
     task.calls[_COMMAND_NAMES.get(cmd, "OTHER")] += 1  # Task.calls: futex(2) by command
-    facts = task.kernel.facts
-    if cmd == abi.FUTEX_LOCK_PI2 and not facts.lock_pi2:
+    if cmd == abi.FUTEX_LOCK_PI2 and not task.kernel.facts.lock_pi2:
         return -abi.ENOSYS  # before 5.14 an unknown command, whose timeout is never read
     deadline: Deadline | None = None
     if utime and cmd in abi.TIMEOUT_COMMANDS:
@@ -62,7 +61,7 @@ def sys_futex(
     if (
         op & abi.FUTEX_CLOCK_REALTIME
         and cmd not in abi.CLOCK_REALTIME_COMMANDS
-        and (cmd != abi.FUTEX_WAIT or facts.wait_rejects_clock_realtime)
+        and (cmd != abi.FUTEX_WAIT or task.kernel.facts.wait_rejects_clock_realtime)
     ):
         return -abi.ENOSYS
     private = bool(op & abi.FUTEX_PRIVATE_FLAG)

@@ -25,7 +25,7 @@ from collections.abc import Container, Iterator
 from futex.kernel import Clock, FutexManager, Key, RealClock
 from futex.kernel.blocking import PendingWait, block
 from futex.kernel.caller import CallerState
-from futex.kernel.locking import assert_held
+from futex.kernel.locking import DEBUG_LOCKS, assert_held
 from futex.liteos import abi
 from futex.liteos.decode import ns_to_ticks
 from futex.liteos.layout import LiteosLayout
@@ -105,7 +105,8 @@ class LiteosKernel:
     ) -> int:
         """A free id: ``wanted`` if given (and free), else the next unused one from
         ``ids`` (the table lock held)."""
-        assert_held(self._table_lock)
+        if DEBUG_LOCKS:
+            assert_held(self._table_lock)
         if wanted is not None:
             if not 0 <= wanted < abi.OS_INVALID:
                 raise ValueError(f"{what} must be in 0..{abi.OS_INVALID - 1:#x}, got {wanted}")

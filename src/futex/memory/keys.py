@@ -2,8 +2,8 @@
 
 :meth:`futex.memory.AddressSpace.futex_key` produces the three key kinds of
 :mod:`futex.kernel.keys`.  The address must be aligned and at most ``user_ptr_max``
-(``access_ok``); a private key needs nothing more (the method answers it itself).  A shared
-key (:func:`shared_key`) needs a readable mapping:
+(``access_ok``); a private key needs nothing more.  A shared key needs a readable
+mapping:
 
 * on a shared mapping it names (object, offset), so it matches across processes;
 * on a writable private mapping it names the address in this address space
@@ -40,12 +40,23 @@ from futex.memory.objects import _LOCK, _PROT_READABLE, PAGE_SHIFT, PROT_WRITE
 if TYPE_CHECKING:
     from futex.memory.space import AddressSpace
 
-__all__ = ["object_key", "shared_key"]
+__all__ = ["futex_key", "object_key"]
 
 
-def shared_key(space: AddressSpace, addr: int, write: bool) -> Key:
-    """The shared futex key of the word at ``addr`` in ``space`` (``addr`` already passed
-    ``access_ok``).  Raises :class:`MemoryFault` where Linux answers EFAULT."""
+def futex_key(space: AddressSpace, addr: int, private: bool, write: bool = False) -> Key:
+    """The futex key of the aligned word at ``addr`` in ``space`` (Linux
+    ``get_futex_key``; the rules: the module docstring).  It is
+    :meth:`AddressSpace.futex_key <futex.memory.AddressSpace.futex_key>` itself (bound
+    there, not called through: every shared futex call keys a word).
+
+    Raises :class:`MemoryFault` where Linux answers EFAULT.  ``write`` asks for a key
+    good for writing (FUTEX_WAKE_OP's second word): a read-only shared mapping then
+    faults.
+    """
+    if addr > space.user_ptr_max or addr < 0:
+        raise MemoryFault(addr, "key", "outside the user address range")
+    if private:
+        return addr  # private_key(addr)
     m = space._vmas.lookup(addr)
     if m is None:
         raise MemoryFault(addr, "key", "not mapped")
@@ -64,7 +75,7 @@ def shared_key(space: AddressSpace, addr: int, write: bool) -> Key:
             # get_user_pages(FOLL_WRITE) write-faults the page in: a private file page
             # becomes this address space's own copy (it no longer follows the file).
             with _LOCK:
-                space._page_for_write_locked(addr)
+                space._page_for_write_mm_locked(addr)
         return shared_private_key(space, addr)
     if write:
         raise MemoryFault(addr, "key", "not writable")

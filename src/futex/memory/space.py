@@ -40,9 +40,8 @@ import struct
 from collections.abc import Callable
 
 from futex.kernel.errors import MemoryFault
-from futex.kernel.keys import Key
 from futex.memory.args import check_mmap, check_prot, check_range, place
-from futex.memory.keys import shared_key
+from futex.memory.keys import futex_key
 from futex.memory.mappings import Mapping, MappingTable
 from futex.memory.objects import (
     _LOCK,
@@ -147,7 +146,7 @@ class AddressSpace:
                     obj = AnonymousMemory(size)
             if placed:
                 self._next_base = addr + size
-            self._unmap_locked(addr, addr + size)
+            self._unmap_mm_locked(addr, addr + size)
             self._vmas.insert(Mapping(addr, addr + size, prot, shared, obj, offset))
         return addr
 
@@ -155,7 +154,7 @@ class AddressSpace:
         """Unmap ``[addr, addr+length)``; unmapped parts of the range are ignored."""
         end = check_range("munmap", addr, length, self.task_size)
         with _LOCK:
-            self._unmap_locked(addr, end)
+            self._unmap_mm_locked(addr, end)
 
     def mprotect(self, addr: int, length: int, prot: int) -> None:
         """Change the protection of ``[addr, addr+length)``, which must be wholly mapped
@@ -165,7 +164,7 @@ class AddressSpace:
         with _LOCK:
             self._vmas.protect(addr, end, prot)
 
-    def _unmap_locked(self, start: int, end: int) -> None:
+    def _unmap_mm_locked(self, start: int, end: int) -> None:
         self._vmas.remove(start, end)
         drop_pages(self._pages, self._present, start, end)
 
@@ -205,7 +204,7 @@ class AddressSpace:
             raise MemoryFault(addr, access, "past the end of the mapped object")
         return obj.page_for_read(index)
 
-    def _page_for_write_locked(self, addr: int) -> bytearray:
+    def _page_for_write_mm_locked(self, addr: int) -> bytearray:
         m = self._vmas.lookup(addr)
         if m is None:
             raise MemoryFault(addr, "write", "not mapped")
@@ -259,7 +258,8 @@ class AddressSpace:
             while pos < len(data):
                 off = (addr + pos) & (PAGE_SIZE - 1)
                 chunk = min(len(data) - pos, PAGE_SIZE - off)
-                self._page_for_write_locked(addr + pos)[off : off + chunk] = data[pos : pos + chunk]
+                page = self._page_for_write_mm_locked(addr + pos)
+                page[off : off + chunk] = data[pos : pos + chunk]
                 pos += chunk
 
     # -- aligned 32-bit atomics (FutexTarget) -----------------------------------------------
@@ -289,21 +289,24 @@ class AddressSpace:
             if m is None or not m.prot & PROT_WRITE:
                 raise MemoryFault(addr, "read", "not present, and not writable to fault in")
             with _LOCK:
-                self._page_for_write_locked(addr)
+                self._page_for_write_mm_locked(addr)
         return self.load_u32(addr)
 
     def store_u32(self, addr: int, value: int) -> None:
         """Atomically store ``value`` (taken modulo 2**32) at ``addr``."""
-        self._check_aligned(addr)
+        if addr & 3:
+            self._check_aligned(addr)
         with _LOCK:
-            _pack_u32(self._page_for_write_locked(addr), addr & (PAGE_SIZE - 1), value & 0xFFFFFFFF)
+            page = self._page_for_write_mm_locked(addr)
+            _pack_u32(page, addr & (PAGE_SIZE - 1), value & 0xFFFFFFFF)
 
     def cas_u32(self, addr: int, old: int, new: int) -> int:
         """Compare-and-swap; returns the previous value (the swap happened iff it == old)."""
-        self._check_aligned(addr)
+        if addr & 3:
+            self._check_aligned(addr)
         off = addr & (PAGE_SIZE - 1)
         with _LOCK:
-            page = self._page_for_write_locked(addr)
+            page = self._page_for_write_mm_locked(addr)
             prev: int = _unpack_u32(page, off)[0]
             if prev == old & 0xFFFFFFFF:
                 _pack_u32(page, off, new & 0xFFFFFFFF)
@@ -319,29 +322,22 @@ class AddressSpace:
         Needs write access even where ``fn`` returns ``v`` (like the x86 locked
         instructions Linux uses for FUTEX_WAKE_OP).
         """
-        self._check_aligned(addr)
+        if addr & 3:
+            self._check_aligned(addr)
         off = addr & (PAGE_SIZE - 1)
         with _LOCK:
-            page = self._page_for_write_locked(addr)
+            page = self._page_for_write_mm_locked(addr)
             prev: int = _unpack_u32(page, off)[0]
             _pack_u32(page, off, fn(prev) & 0xFFFFFFFF)
         return prev
 
     # -- futex keys (FutexTarget) -----------------------------------------------------------
 
-    def futex_key(self, addr: int, private: bool, write: bool = False) -> Key:
-        """The futex key of the aligned word at ``addr`` (Linux ``get_futex_key``; the
-        rules: :mod:`futex.memory.keys`).
-
-        Raises :class:`MemoryFault` where Linux answers EFAULT.  ``write`` asks for a key
-        good for writing (FUTEX_WAKE_OP's second word): a read-only shared mapping then
-        faults.
-        """
-        if addr > self.user_ptr_max or addr < 0:
-            raise MemoryFault(addr, "key", "outside the user address range")
-        if private:
-            return addr  # private_key(addr)
-        return shared_key(self, addr, write)
+    #: ``futex_key(addr, private, write=False)``: the futex key of the aligned word at
+    #: ``addr`` (Linux ``get_futex_key``), or :class:`MemoryFault` where Linux answers
+    #: EFAULT; ``write`` asks for a key good for writing.  Written in
+    #: :mod:`futex.memory.keys` (:func:`~futex.memory.keys.futex_key`).
+    futex_key = futex_key
 
     # -- fork -------------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from futex.kernel import PiDeadlock, PiState, PiWaiter, Waiter
-from futex.kernel.locking import assert_held
+from futex.kernel.locking import DEBUG_LOCKS, assert_held
 
 if TYPE_CHECKING:
     from futex.zircon.kernel import Process, Thread
@@ -42,7 +42,8 @@ __all__ = [
 
 def state_thread_locked(process: Process, key: int) -> PiState:
     """The active futex at ``key``, made active (unowned, no waiters) if it was not."""
-    assert_held(process.kernel.lock)
+    if DEBUG_LOCKS:
+        assert_held(process.kernel.lock)
     state = process.states.get(key)
     if state is None:
         state = process.states[key] = PiState(key, None)
@@ -54,7 +55,8 @@ def assign_thread_locked(
 ) -> None:
     """Make ``owner`` the owner of ``state``, or nobody if that would close a cycle
     (``blocker``: the thread about to block on ``state``, if any)."""
-    assert_held(process.kernel.lock)
+    if DEBUG_LOCKS:
+        assert_held(process.kernel.lock)
     pi = process.kernel.pi
     if owner is not None and pi.would_cycle(state, owner, blocker):
         owner = None
@@ -63,7 +65,8 @@ def assign_thread_locked(
 
 def reset_if_idle_thread_locked(process: Process, state: PiState) -> None:
     """``ResetOwnerIfNoWaiters``; an idle futex leaves the active table."""
-    assert_held(process.kernel.lock)
+    if DEBUG_LOCKS:
+        assert_held(process.kernel.lock)
     if not state.waiters:
         process.kernel.pi.attach(state, None)
         if process.states.get(state.key) is state:
@@ -73,7 +76,8 @@ def reset_if_idle_thread_locked(process: Process, state: PiState) -> None:
 def block_thread_locked(process: Process, state: PiState, t: Thread, w: Waiter) -> None:
     """``t``, just queued in the core as ``w``, joins ``state``'s inheritance queue and
     lends its priority up the owner chain (the caller records ``t.blocking_futex``)."""
-    assert_held(process.kernel.lock)
+    if DEBUG_LOCKS:
+        assert_held(process.kernel.lock)
     pi = process.kernel.pi
     try:
         pw = pi.block(state, t)
@@ -94,7 +98,8 @@ def block_thread_locked(process: Process, state: PiState, t: Thread, w: Waiter) 
 def unblock_thread_locked(process: Process, t: Thread) -> None:
     """``t`` dequeued itself from the core (timeout, suspension, kill): it leaves its
     inheritance queue, and the futex it waited on resets if it is now idle."""
-    assert_held(process.kernel.lock)
+    if DEBUG_LOCKS:
+        assert_held(process.kernel.lock)
     pw = t.pi_blocked_on  # its state follows requeues
     t.blocking_futex = None
     if pw is not None:
@@ -107,7 +112,8 @@ def woken_thread_locked(woken: list[Waiter]) -> None:
     """Waiters a wake dequeued leave their inheritance queue."""
     for w in woken:
         t: Thread = w.owner
-        assert_held(t.kernel.lock)
+        if DEBUG_LOCKS:
+            assert_held(t.kernel.lock)
         pw = t.pi_blocked_on
         if pw is not None:
             t.kernel.pi.unblock(pw)
@@ -117,7 +123,8 @@ def woken_thread_locked(woken: list[Waiter]) -> None:
 def move_thread_locked(process: Process, src: PiState, dst: PiState, key: int) -> None:
     """The waiters the core moved to ``key`` move to ``dst``'s inheritance queue too, in
     the order they were moved (each to the tail of its priority group, as in the core)."""
-    assert_held(process.kernel.lock)
+    if DEBUG_LOCKS:
+        assert_held(process.kernel.lock)
     pi = process.kernel.pi
     for pw in list(src.waiters):
         w = pw.waiter
@@ -132,6 +139,7 @@ def move_thread_locked(process: Process, src: PiState, dst: PiState, key: int) -
 def disown_all_thread_locked(thread: Thread) -> None:
     """``OwnedWaitQueue::DisownAllQueues``: every futex ``thread`` owns becomes unowned
     (its waiters stay blocked)."""
-    assert_held(thread.kernel.lock)
+    if DEBUG_LOCKS:
+        assert_held(thread.kernel.lock)
     for state in list(thread.pi_states):
         thread.kernel.pi.attach(state, None)
