@@ -1,6 +1,6 @@
 """futex_waitv / futex_wake / futex_wait / futex_requeue checked against the host kernel.
 
-The facts the other futex2 tests (``test_futex2_waitv.py``, ``test_futex2_calls.py``) rely
+The facts the other futex2 tests (``test_waitv.py``, ``test_calls.py``) rely
 on beyond their sources were measured on the host kernel (Linux 6.18); here they are
 checked against it: a table of argument sets and a Hypothesis search, each call made on
 the host and on the emulator with the same memory at the same addresses.
@@ -24,7 +24,7 @@ from futex.kernel import ClockId
 from futex.linux import PendingWait, abi
 from futex.linux.futex2 import FUTEX_NO_NODE
 from futex.memory import PAGE_SIZE
-from tests.linux.futex2_support import (
+from tests.linux.futex2.support import (
     ANY,
     CLOCK_MONOTONIC,
     CLOCK_REALTIME,

@@ -4,7 +4,7 @@ FUTEX2_MPOL.
 Each test names the kernel function whose behaviour it pins (``kernel/futex/syscalls.c``,
 ``waitwake.c``, ``core.c``, ``requeue.c``).  Facts beyond the sources (orders of checks,
 FUTEX2_NUMA) were measured on the host kernel (Linux 6.18) and are checked against it in
-``test_futex2_differential.py``.  futex_waitv is in ``test_futex2_waitv.py``.
+``test_differential.py``.  futex_waitv is in ``test_waitv.py``.
 
 Blocking tests run a task either on a real thread (``threads``) or cooperatively through
 :class:`PendingWait` (``cooperative``); time is the :class:`ManualClock`'s.
@@ -12,16 +12,13 @@ Blocking tests run a task either on a real thread (``threads``) or cooperatively
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 
 from futex.kernel import ClockId, ManualClock
 from futex.linux import LinuxKernel, abi
 from futex.linux.futex2 import FUTEX_NO_NODE
 from futex.memory import PAGE_SIZE, PROT_READ
-from tests.linux.futex2_support import (
+from tests.linux.futex2.support import (
     ANY,
     CLOCK_MONOTONIC,
     INT_MAX,
@@ -37,20 +34,12 @@ from tests.linux.futex2_support import (
     U32,
     U32F,
     blocked,
-    make_start,
     queued,
     timespec,
     waitv_array,
     words,
 )
 from tests.support import StartWait
-
-
-@pytest.fixture(params=["cooperative", "threads"])
-def start(request: pytest.FixtureRequest, run_blocking: Callable[..., Any]) -> StartWait:
-    """``start(task, nr, *args)``: system call ``nr`` blocked on ``task`` (it must block)."""
-    return make_start(str(request.param), run_blocking)
-
 
 # -- futex_wake --------------------------------------------------------------------------------
 

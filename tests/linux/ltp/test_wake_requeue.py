@@ -1,6 +1,6 @@
 """LTP's futex wake and requeue tests (``testcases/kernel/syscalls/futex/futex_wake*``,
 ``futex_cmp_requeue*``), ported to the emulated Linux kernel; the wait cases are in
-``test_ltp_wait.py``.
+``test_wait.py``.
 
 Each test names the LTP case it ports.  LTP's forked processes become emulated processes
 (:meth:`Process.fork`, then a task in the child) and its threads become tasks of one
@@ -27,7 +27,7 @@ import pytest
 from futex.kernel import ManualClock
 from futex.linux import LinuxKernel, Process, Task, abi
 from futex.memory import PAGE_SIZE, PROT_NONE, File
-from tests.linux.ltp_support import (
+from tests.linux.ltp.support import (
     CMP_REQUEUE,
     FLAGS,
     INT_MAX,
@@ -39,23 +39,6 @@ from tests.linux.ltp_support import (
     timespec,
 )
 from tests.support import StartWait, Wait
-
-
-@pytest.fixture(params=["cooperative", "threads"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def start(mode: str, run_blocking: Callable[..., Any]) -> StartWait:
-    """``start(task, uaddr, op, val, utime=0, val3=0)``: a blocked wait, in ``mode``."""
-    return make_start(mode, run_blocking)
-
-
-@pytest.fixture
-def start_coop(run_blocking: Callable[..., Any]) -> StartWait:
-    return make_start("cooperative", run_blocking)
-
 
 # -- futex_wake01 ------------------------------------------------------------------------------
 

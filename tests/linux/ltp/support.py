@@ -1,4 +1,4 @@
-"""Shared by the LTP ports (``test_ltp_*.py``): futex ops and flags, timespecs in an
+"""Shared by the LTP ports (``tests/linux/ltp/test_*.py``): futex ops and flags, timespecs in an
 emulated process's memory, and ``make_start`` (a wait blocked on a real thread or
 cooperatively)."""
 

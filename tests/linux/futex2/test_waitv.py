@@ -4,8 +4,8 @@ Each test names its source: an LTP case (``testcases/kernel/syscalls/futex/futex
 the man page ("Linux futex_waitv(2)"), or the kernel function whose behaviour it pins
 (``kernel/futex/syscalls.c``, ``waitwake.c``, ``core.c``).  Facts beyond the sources (orders
 of checks, the SA_RESTART rule of timed futex2 waits) were measured on the host kernel
-(Linux 6.18) and are checked against it in ``test_futex2_differential.py``.  The other
-futex2 calls are in ``test_futex2_calls.py``.
+(Linux 6.18) and are checked against it in ``test_differential.py``.  The other
+futex2 calls are in ``test_calls.py``.
 
 Blocking tests run a task either on a real thread (``threads``) or cooperatively through
 :class:`PendingWait` (``cooperative``); time is the :class:`ManualClock`'s.
@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -25,7 +23,7 @@ from futex.kernel import ClockId, ManualClock
 from futex.linux import LinuxKernel, Process, Task, abi
 from futex.linux.futex2 import FUTEX2_VALID_MASK
 from futex.memory import PAGE_SIZE
-from tests.linux.futex2_support import (
+from tests.linux.futex2.support import (
     ANY,
     CLOCK_MONOTONIC,
     CLOCK_REALTIME,
@@ -42,20 +40,12 @@ from tests.linux.futex2_support import (
     U32F,
     blocked,
     in_ns,
-    make_start,
     queued,
     timespec,
     waitv_array,
     words,
 )
 from tests.support import StartWait, wait_until
-
-
-@pytest.fixture(params=["cooperative", "threads"])
-def start(request: pytest.FixtureRequest, run_blocking: Callable[..., Any]) -> StartWait:
-    """``start(task, nr, *args)``: system call ``nr`` blocked on ``task`` (it must block)."""
-    return make_start(str(request.param), run_blocking)
-
 
 # -- LTP futex_waitv01 -------------------------------------------------------------------------
 

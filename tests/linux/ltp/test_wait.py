@@ -1,5 +1,5 @@
 """LTP's futex wait tests (``testcases/kernel/syscalls/futex/futex_wait*``), ported to the
-emulated Linux kernel; the wake and requeue cases are in ``test_ltp_wake_requeue.py``.
+emulated Linux kernel; the wake and requeue cases are in ``test_wake_requeue.py``.
 
 Each test names the LTP case it ports.  LTP's forked processes become emulated processes
 (:meth:`Process.fork`, then a task in the child) and its threads become tasks of one
@@ -18,15 +18,13 @@ were checked on the host kernel with ``tests/support/hostfutex.py``.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from futex.kernel import ClockId, ManualClock
 from futex.linux import LinuxKernel, abi
 from futex.memory import PAGE_SIZE, PROT_READ
-from tests.linux.ltp_support import (
+from tests.linux.ltp.support import (
     FLAGS,
     MS,
     PRIV,
@@ -37,28 +35,10 @@ from tests.linux.ltp_support import (
     WAIT_BITSET,
     WAKE,
     assert_timers_idle,
-    make_start,
     timespec,
     timespec_ns,
 )
 from tests.support import StartWait
-
-
-@pytest.fixture(params=["cooperative", "threads"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def start(mode: str, run_blocking: Callable[..., Any]) -> StartWait:
-    """``start(task, uaddr, op, val, utime=0, val3=0)``: a blocked wait, in ``mode``."""
-    return make_start(mode, run_blocking)
-
-
-@pytest.fixture
-def start_coop(run_blocking: Callable[..., Any]) -> StartWait:
-    return make_start("cooperative", run_blocking)
-
 
 # -- futex_wait01 ------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Shared by the futex2 tests (``test_futex2_*.py``): the futex_waitv / futex_wake /
+"""Shared by the futex2 tests (``tests/linux/futex2/test_*.py``): the futex_waitv / futex_wake /
 futex_wait / futex_requeue numbers and flags, and helpers that lay out their arguments
 (``struct futex_waitv[]``, absolute timespecs, words) in an emulated process's memory.
 """
