@@ -17,7 +17,15 @@ from futex.linux import PendingWait
 from futex.linux.facts import CHANGES
 from futex.linux.host import probe
 
-__all__ = ["STATE_TIMEOUT", "Blocking", "StartWait", "Wait", "host_has", "wait_until"]
+__all__ = [
+    "STATE_TIMEOUT",
+    "Blocking",
+    "StartWait",
+    "Wait",
+    "host_has",
+    "restart_rule_ids",
+    "wait_until",
+]
 
 #: Generous bound for real-thread tests: how long to wait for a state before failing.
 STATE_TIMEOUT = 30.0
@@ -89,3 +97,13 @@ class Wait:
 
 
 StartWait = Callable[..., Wait]
+
+
+def restart_rule_ids(rules: list[tuple[bool, bool, bool, Any]]) -> list[str]:
+    """Test ids for a table of signal-restart rules ``(timed, handler, sa_restart, _)``:
+    ``timed-handler-SA_RESTART``, ``untimed-nohandler``..."""
+    return [
+        f"{'timed' if timed else 'untimed'}-{'handler' if handler else 'nohandler'}"
+        f"{'-SA_RESTART' if sa_restart else ''}"
+        for timed, handler, sa_restart, _ in rules
+    ]

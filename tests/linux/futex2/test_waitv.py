@@ -45,7 +45,7 @@ from tests.linux.futex2.support import (
     waitv_array,
     words,
 )
-from tests.support import StartWait, wait_until
+from tests.support import StartWait, restart_rule_ids, wait_until
 
 # -- LTP futex_waitv01 -------------------------------------------------------------------------
 
@@ -444,11 +444,7 @@ FUTEX2_RESTART_RULES = [
 @pytest.mark.parametrize(
     ("timed", "handler", "sa_restart", "outcome"),
     FUTEX2_RESTART_RULES,
-    ids=[
-        f"{'timed' if a else 'untimed'}-{'handler' if b else 'nohandler'}"
-        f"{'-SA_RESTART' if c else ''}"
-        for a, b, c, _ in FUTEX2_RESTART_RULES
-    ],
+    ids=restart_rule_ids(FUTEX2_RESTART_RULES),
 )
 def test_signal_restart_rules(
     kernel: LinuxKernel,

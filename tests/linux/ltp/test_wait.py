@@ -38,7 +38,7 @@ from tests.linux.ltp.support import (
     timespec,
     timespec_ns,
 )
-from tests.support import StartWait
+from tests.support import StartWait, restart_rule_ids
 
 # -- futex_wait01 ------------------------------------------------------------------------------
 
@@ -291,11 +291,7 @@ RESTART_RULES = [
 @pytest.mark.parametrize(
     ("timed", "handler", "sa_restart", "outcome"),
     RESTART_RULES,
-    ids=[
-        f"{'timed' if a else 'untimed'}-{'handler' if b else 'nohandler'}"
-        f"{'-SA_RESTART' if c else ''}"
-        for a, b, c, _ in RESTART_RULES
-    ],
+    ids=restart_rule_ids(RESTART_RULES),
 )
 def test_futex_wait07_signal_restart_rules(
     kernel: LinuxKernel,
