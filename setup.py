@@ -24,8 +24,10 @@ if sys.platform.startswith("linux"):
                 "src/futex/native/_native.c",
                 "src/futex/native/_word.c",
                 "src/futex/native/_wordcalls.c",
+                "src/futex/native/_synclock.c",
+                "src/futex/native/_syncsem.c",
             ],
-            depends=["src/futex/native/_native.h"],
+            depends=["src/futex/native/_native.h", "src/futex/native/_syncrobust.h"],
             extra_compile_args=["-Wall", "-Wextra", *OPT],
             optional=True,
         )

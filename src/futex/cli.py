@@ -8,8 +8,14 @@ Subcommands:
   futex at which inherited priority, on LiteOS the 80-bucket table; on Linux then the
   robust-futex scenario of :mod:`futex.demo.robust` (owner tasks exit holding a robust
   PI mutex and a plain robust mutex; their waiters recover them with EOWNERDEAD), told as
-  a numbered, checked narrative.  ``--no-robust`` skips the scenario, ``--robust-only``
-  the workload (Linux only).  Exits 0 if every check passed, 1 otherwise.
+  a numbered, checked narrative, and the cross-process scenario of
+  :mod:`futex.demo.crossproc` on the host kernel (worker processes share a counter under a
+  :class:`futex.sync.Mutex`; holders are SIGKILLed inside the critical section and a
+  survivor recovers the lock).  ``--no-robust`` skips both scenarios, ``--robust-only``
+  runs only the first, ``--crossproc`` (``--processes N``) only the second (Linux only).
+  Exits 0 if every check passed, 1 otherwise.
+- ``bench`` — :mod:`futex.sync` against ``multiprocessing``, ``threading``, ``posix_ipc``
+  and a C floor, as ratios (:mod:`futex.benchcli`).
 
 Output (:mod:`futex.demo.display`): on a terminal the demo shows a live display (rich);
 when standard output is not a terminal — a pipe, a file, ``TERM=dumb`` — it prints plain
@@ -41,7 +47,8 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from futex import __version__
+from futex import __version__, benchcli
+from futex.demo.crossproc import DEFAULT_KILLS, DEFAULT_PROCESSES, run_crossproc
 from futex.demo.display import live_console, run_workload, show_robust
 from futex.demo.robust import run_robust_demo
 from futex.demo.workload import (
@@ -143,9 +150,26 @@ def _configure_demo(p: argparse.ArgumentParser) -> None:
         help="run only the robust-futex scenario (Linux; owner tasks exit holding a robust "
         "PI mutex and a plain robust mutex; their waiters recover them)",
     )
+    which.add_argument(
+        "--crossproc",
+        action="store_true",
+        help="run only the cross-process scenario, on the host kernel: worker processes "
+        "share a counter under a futex.sync.Mutex, holders are SIGKILLed inside their "
+        "critical section and a survivor recovers the lock (OwnerDied, journal rollback, "
+        "make_consistent); prints the kill -> OwnerDied latency",
+    )
+    p.add_argument(
+        "--processes",
+        type=_int_in(2, 16),
+        default=DEFAULT_PROCESSES,
+        metavar="N",
+        help=f"worker processes of the cross-process scenario (default {DEFAULT_PROCESSES})",
+    )
 
 
 def _validate_demo(args: argparse.Namespace) -> str | None:
+    if args.crossproc and args.kernel != "linux":
+        return "--crossproc: the cross-process scenario runs on the host kernel (Linux)"
     if args.robust_only and args.kernel != "linux":
         return f"--robust-only: the robust-futex scenario runs on Linux only, not {args.kernel}"
     return None
@@ -153,6 +177,8 @@ def _validate_demo(args: argparse.Namespace) -> str | None:
 
 def _run_demo(args: argparse.Namespace) -> int:
     console = None if args.plain else live_console()
+    if args.crossproc:
+        return run_crossproc(args.processes, DEFAULT_KILLS, console)
     ok = True
     if not args.robust_only:
         config = DemoConfig(threads=args.threads, items=args.items, capacity=args.capacity)
@@ -166,6 +192,9 @@ def _run_demo(args: argparse.Namespace) -> int:
         robust = run_robust_demo()
         show_robust(robust, console)
         ok = robust.ok and ok
+        if not args.robust_only:
+            print(flush=True)
+            ok = run_crossproc(args.processes, DEFAULT_KILLS, console) == 0 and ok
     return 0 if ok else 1
 
 
@@ -179,6 +208,7 @@ COMMANDS: tuple[Command, ...] = (
         _run_demo,
         _validate_demo,
     ),
+    Command("bench", benchcli.HELP, benchcli.configure, benchcli.run),
 )
 
 

@@ -342,9 +342,11 @@ LAYERS = {
     "futex.zircon": 1,
     "futex.liteos": 1,
     "futex.native": 1,
-    "futex.demo": 2,
-    "futex.cli": 2,
-    "futex.__main__": 2,
+    "futex.sync": 2,
+    "futex.demo": 3,
+    "futex.benchcli": 3,
+    "futex.cli": 3,
+    "futex.__main__": 3,
 }
 PERSONALITIES = ("futex.linux", "futex.zircon", "futex.liteos")
 

@@ -45,9 +45,10 @@ def test_ci_invocation(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "all 2000 items consumed exactly once" in out
-    # the robust scenario runs by default, after the workload
+    # the robust scenario runs by default, after the workload, then the cross-process one
     assert out.index("all 2000 items") < out.index("futex demo, robust futexes")
-    assert out.count("result: PASS") == 2 and "FAIL" not in out
+    assert out.index("futex demo, robust futexes") < out.index("futex demo, cross-process")
+    assert out.count("result: PASS") == 3 and "FAIL" not in out
 
 
 def test_robust_scenario_can_be_skipped_or_run_alone(capsys: pytest.CaptureFixture[str]) -> None:
@@ -325,7 +326,8 @@ def test_the_demo_runs_without_rich(kernel: str) -> None:
     for check in WORKLOAD_CHECKS:
         assert re.search(rf"^  ok    {re.escape(check)} ", out, re.MULTILINE), (check, out)
     assert "FAIL" not in out
-    assert out.count("result: PASS") == (2 if kernel == "linux" else 1)
+    # Linux: the workload, the robust scenario and the cross-process one
+    assert out.count("result: PASS") == (3 if kernel == "linux" else 1)
     if kernel == "linux":  # the robust-futex scenario's narrative, checked
         assert "futex demo, robust futexes" in out
         assert "pthread_mutex_lock = 130 (EOWNERDEAD)" in out
@@ -335,7 +337,7 @@ def test_plain_without_rich_says_nothing_on_stderr() -> None:
     """``--plain`` asked for the plain lines: no note."""
     status, out, err = _without_rich(["demo", "--items", "100", "--plain"])
     assert (status, err) == (0, ""), out + err
-    assert out.count("result: PASS") == 2
+    assert out.count("result: PASS") == 3
 
 
 def test_the_command_line_and_the_robust_mutex_do_not_import_rich() -> None:

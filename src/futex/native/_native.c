@@ -600,5 +600,9 @@ PyInit__native(void)
         Py_DECREF(m);
         return NULL;
     }
+    if (nf_sync_lock_init(m) < 0 || nf_sync_sem_init(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     return m;
 }

@@ -153,6 +153,13 @@ NF_CALL(Word_lock_pi2);
 NF_CALL(Word_trylock_pi);
 NF_CALL(Word_unlock_pi);
 
+/* -- _synclock.c and _syncsem.c: futex.sync's native cores ---------------------- */
+
+/* Add LockCore (and the robust-list owner functions) / SemCore and EventCore to the
+ * module; 0 on success, -1 with an exception. */
+int nf_sync_lock_init(PyObject *module);
+int nf_sync_sem_init(PyObject *module);
+
 /* -- _native.c: helpers shared with _word.c --------------------------------------- */
 
 /* Positional-or-keyword argument parsing for METH_FASTCALL | METH_KEYWORDS.

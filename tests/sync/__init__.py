@@ -1,0 +1,1 @@
+"""Tests of futex.sync: cross-process robust synchronization primitives in shared memory."""
