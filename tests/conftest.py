@@ -5,10 +5,14 @@
   consistent).
 - ``run_blocking``: run a blocking call on a real thread and wait (for state, not time)
   until a given task is blocked in it.
+- ``mem``: a page of MAP_SHARED anonymous host memory (shared with fork children), closed
+  after the test unless a ``futex.native.Word`` still exports it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import mmap
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -66,8 +70,22 @@ def run_blocking() -> Callable[..., Blocking]:
                 lambda: task.blocked is not None or not b.thread.is_alive(),
                 f"task {task.tid} blocks",
             )
+            pending = task.blocked
+            if pending is not None:
+                # ``blocked`` is set before the wait is queued, under the pending wait's
+                # lock (PendingWait.start): once the lock is free the waiter is on its
+                # queue, so a wake or requeue the test makes next counts it (seen: a
+                # CMP_REQUEUE of 100 waiters counting 99 on a loaded machine)
+                with pending._lock:
+                    pass
         return b
 
     return start
 
 
+@pytest.fixture
+def mem() -> Iterator[mmap.mmap]:
+    m = mmap.mmap(-1, mmap.PAGESIZE)
+    yield m
+    with contextlib.suppress(BufferError):  # a Word still holds it; freed with the Word
+        m.close()

@@ -12,7 +12,6 @@ which fails on Linux: CI must build it.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import mmap
@@ -23,7 +22,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from multiprocessing import shared_memory
 from typing import Any
 
@@ -142,13 +141,6 @@ def child_status(pid: int) -> int:
 def private(request: pytest.FixtureRequest) -> bool:
     return bool(request.param)
 
-
-@pytest.fixture
-def mem() -> Iterator[mmap.mmap]:
-    m = mmap.mmap(-1, mmap.PAGESIZE)
-    yield m
-    with contextlib.suppress(BufferError):  # a Word still holds it; freed with the Word
-        m.close()
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from tests.native.test_native import (  # fixtures are parameters by name
     STATE_TIMEOUT,
     Background,
     _needs_extension,  # noqa: F401
-    mem,  # noqa: F401
     private,  # noqa: F401
     wait_asleep,
     word,  # noqa: F401

@@ -28,7 +28,7 @@ native = pytest.importorskip(
 )
 
 from futex.native import Word  # noqa: E402
-from futex.sync import aio, reactor  # noqa: E402
+from futex.sync import aio, drive, reactor  # noqa: E402
 from futex.sync.drive import Algorithm, Sleep, deadline_after  # noqa: E402
 from tests.support import STATE_TIMEOUT, wait_until  # noqa: E402
 
@@ -88,12 +88,6 @@ def reactor_asleep(nr: int, arg1: int | None = None) -> bool:
     return s is not None and s[0] == nr and (arg1 is None or s[2] == arg1)
 
 
-@pytest.fixture
-def mem() -> Iterator[mmap.mmap]:
-    m = mmap.mmap(-1, 4096)  # MAP_SHARED: a fork child shares it
-    yield m
-    m.close()
-
 
 @pytest.fixture(autouse=True)
 def _no_leftovers() -> Iterator[None]:
@@ -142,6 +136,27 @@ class ToySemaphore:
     def post(self) -> None:
         self.word.fetch_add(1)
         self.word.wake(1)
+
+
+def acquiring_thread(sem: ToySemaphore, got: list[bool]) -> threading.Thread:
+    """A thread (not started) that acquires ``sem`` on the thread (:func:`drive.run`,
+    timeout STATE_TIMEOUT) and appends the result to ``got``."""
+    return threading.Thread(
+        target=lambda: got.append(drive.run(sem.acquire(STATE_TIMEOUT))), daemon=True
+    )
+
+
+async def thread_asleep_on(sem: ToySemaphore, got: list[bool]) -> threading.Thread:
+    """An :func:`acquiring_thread`, started, once it sleeps in futex(2) on the word."""
+    thread = acquiring_thread(sem, got)
+    thread.start()
+    await until(
+        lambda: (s := in_syscall(thread.native_id or 0)) is not None
+        and s[0] == native.SYS_futex
+        and s[1] == sem.word.address,
+        "the thread sleeps on the word",
+    )
+    return thread
 
 
 # -- wakes from elsewhere ---------------------------------------------------------------
@@ -345,16 +360,7 @@ def test_the_woken_coroutine_cancelled_a_thread_gets_the_passed_on_wake(
     async def main() -> None:
         a = asyncio.ensure_future(aio.run_async(sem.acquire()))
         await until(lambda: reactor_asleep(SYS_futex_waitv, 2), "the reactor sleeps on it")
-        thread = threading.Thread(
-            target=lambda: got.append(_drive(sem.acquire(STATE_TIMEOUT))), daemon=True
-        )
-        thread.start()
-        await until(
-            lambda: (s := in_syscall(thread.native_id or 0)) is not None
-            and s[0] == native.SYS_futex
-            and s[1] == sem.word.address,
-            "the thread sleeps on the word",
-        )
+        thread = await thread_asleep_on(sem, got)
         sem.post()  # wakes the first sleeper in the kernel's queue: the reactor
         wait_until(lambda: stats().waiters == 0, "the reactor completed the coroutine")
         a.cancel()
@@ -382,15 +388,7 @@ def test_the_reactor_passes_on_a_wake_that_lands_on_an_abandoned_entry(
         waiter = reactor.Waiter(loop, loop.create_future())
         owner.register(sem.word, 0, waiter)
         await until(lambda: reactor_asleep(SYS_futex_waitv, 2), "the reactor sleeps on it")
-        thread = threading.Thread(
-            target=lambda: got.append(_drive(sem.acquire(STATE_TIMEOUT))), daemon=True
-        )
-        thread.start()
-        await until(
-            lambda: (s := in_syscall(thread.native_id or 0)) is not None
-            and s[0] == native.SYS_futex,
-            "the thread sleeps on the word",
-        )
+        thread = await thread_asleep_on(sem, got)
         before = stats().passed_on
         owner.remove(waiter)  # the table half of unregister: the reactor is not kicked
         sem.post()
@@ -401,23 +399,12 @@ def test_the_reactor_passes_on_a_wake_that_lands_on_an_abandoned_entry(
     assert got == [True]
 
 
-def _drive(algorithm: Algorithm[T]) -> T:
-    from futex.sync.drive import run
-
-    return run(algorithm)
-
-
 def test_threads_and_coroutines_mixed_each_get_one_post(mem: mmap.mmap) -> None:
     """sync_design §5: threads (in the kernel's queue) and coroutines (behind the
     reactor) wait on one semaphore; 8 posts, 8 acquires: nobody is left asleep."""
     sem = ToySemaphore(Word(mem))
     got: list[bool] = []
-    threads = [
-        threading.Thread(
-            target=lambda: got.append(_drive(sem.acquire(STATE_TIMEOUT))), daemon=True
-        )
-        for _ in range(4)
-    ]
+    threads = [acquiring_thread(sem, got) for _ in range(4)]
 
     async def main() -> list[bool]:
         tasks = [asyncio.ensure_future(aio.run_async(sem.acquire())) for _ in range(4)]

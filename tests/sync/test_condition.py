@@ -12,12 +12,14 @@ row of sync_design §5 it pins.  Waits are detected by state (the waiter count a
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
+import time
 from typing import Any
 
 import pytest
 
-from futex.sync import Mutex, NotOwnerError, OwnerDied, RLock
+from futex.sync import ROBUST_LIST, Mutex, NotOwnerError, OwnerDied, RLock, robust_mode
 from futex.sync.condition import Condition
 from tests.support import STATE_TIMEOUT, wait_until
 from tests.sync.harness import Env, Handle, open_env
@@ -103,6 +105,109 @@ def test_notify_all_requeues_the_waiters_onto_the_lock(kernel_env: Env) -> None:
         assert cond.lock.statistics().waiters  # W set: the unlock will wake the first
     assert [h.result() for h in handles] == [True, True, True]
     assert futex.queues() == {}
+    assert not cond.lock.locked()
+
+
+def test_notify_n_requeues_n_waiters_onto_the_lock(kernel_env: Env) -> None:
+    """notify(n) moves n sleepers onto the lock word rather than waking them ("wait
+    morphing", NetBSD libpthread's pthread_cond_signal: the notifier holds the lock, so a
+    woken waiter would only sleep again on it).  Emulated: while the notifier holds the
+    lock, two of three sit in the lock word's queue, one still on seq, none woken; the
+    unlock lets the two through; a second notify the third."""
+    env = kernel_env
+    if not env.manual_clock:
+        pytest.skip("the host kernel's futex queues cannot be inspected")
+    cond = env.make(Condition)
+    handles = [env.start(_wait_once, cond) for _ in range(3)]
+    _asleep(env, cond, handles)
+    space, futex = env.process.space, env.process.futex
+    lock_key = space.futex_key(env.base + cond.offset + LOCK_WORD, False)
+    seq_key = space.futex_key(env.base + cond.offset + SEQ, False)
+    with cond:
+        cond.notify(2)
+        queues = futex.queues()
+        assert (len(queues[seq_key]), len(queues[lock_key])) == (1, 2)
+        assert all(env.blocked(h) for h in handles)
+    wait_until(lambda: sum(h.done() for h in handles) == 2, "the unlock lets two through")
+    with cond:
+        cond.notify()
+    assert [h.result() for h in handles] == [True, True, True]
+    assert futex.queues() == {}
+    assert cond.statistics().waiters == 0
+
+
+def test_wait_re_takes_the_lock_with_w(kernel_env: Env) -> None:
+    """wait() re-takes the lock with W set even where the word was free without it (a
+    timed-out wait here): glibc's assume_other_futex_waiters for a thread that slept
+    (BZ #20973; sync_design §1.3 "reacquire with assume=W"); the C core's re-take sets
+    it as the Python reference does.  The unlock then finds nobody and clears it."""
+    cond = kernel_env.make(Condition)
+    with cond:
+        assert not cond.lock.statistics().waiters
+        assert cond.wait(0) is False
+        assert cond.lock.statistics().waiters
+    s = cond.lock.statistics()
+    assert (s.locked, s.waiters) == (False, False)
+
+
+def test_acquire_release_and_with_are_the_lock_s(kernel_env: Env) -> None:
+    """The condition's acquire/release/``with`` are its lock's (threading.Condition:
+    "acquire(*args): Acquire the underlying lock"): taken through one, held for the
+    other; a release without it raises NotOwnerError naming the lock, a close while
+    held RuntimeError (as Mutex.close); on the host kernel with the robust list, the C
+    lock core runs them."""
+    env = kernel_env
+    cond = env.make(Condition)
+    assert cond.acquire(blocking=False)
+    assert cond.lock._is_owned() and cond._is_owned()
+    cond.lock.release()
+    assert not cond._is_owned()
+    with cond.lock:
+        assert cond._is_owned()
+    with cond as entered:
+        assert entered is cond and cond.lock.statistics().count == 1
+    with pytest.raises(NotOwnerError, match="does not hold the RLock"):
+        cond.release()
+    with cond, pytest.raises(RuntimeError, match="release the Condition's lock first"):
+        cond.close()  # as Mutex.close: the node is linked while held
+    cond.close()
+    with pytest.raises(ValueError):
+        cond.acquire()
+    if env.kernel == "native" and robust_mode() == ROBUST_LIST:
+        from futex.native import _native
+
+        core = getattr(_native, "LockCore", None)
+        assert core is None or isinstance(cond, core)
+
+
+def test_an_exception_in_wait_leaves_the_lock_held(kernel_env: Env) -> None:
+    """A signal handler that raises while wait() sleeps (Ctrl-C) ends the wait with
+    the lock re-taken and the waiter count restored (threading.Condition.wait re-takes
+    the lock in a ``finally``); the main thread sleeps in slices, so the handler runs
+    within one (futex.sync.drive.SIGNAL_SLICE)."""
+    if kernel_env.kernel != "native" or not hasattr(signal, "setitimer"):
+        pytest.skip("needs the host kernel's signals (signal.setitimer)")
+    cond = kernel_env.make(Condition)
+
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum: int, frame: object) -> None:
+        if cond.statistics().waiters == 1:  # asleep in wait: interrupt it
+            raise Interrupted
+        signal.setitimer(signal.ITIMER_REAL, 0.01)  # not yet: look again
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        with cond:
+            signal.setitimer(signal.ITIMER_REAL, 0.01)
+            with pytest.raises(Interrupted):
+                cond.wait(STATE_TIMEOUT)
+            assert cond._is_owned()
+            assert cond.statistics().waiters == 0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
     assert not cond.lock.locked()
 
 
@@ -339,4 +444,51 @@ def test_wait_async_is_woken_by_a_thread() -> None:
             return late, got, owned
 
         assert asyncio.run(main()) == (False, True, True)
+        assert not cond.lock.locked()
+
+
+def test_wait_async_cancelled_while_re_taking_keeps_the_lock() -> None:
+    """A wait_async cancelled while it re-takes the lock still ends with the lock held
+    and the waiter count restored, then raises CancelledError (asyncio.Condition.wait
+    re-acquires "even if wait is cancelled"; threading: wait returns holding the lock).
+    A thread holds the lock across the coroutine's timeout, so the re-take sleeps."""
+    pytest.importorskip("futex.sync.aio")
+    with open_env("native", "threads") as env:
+        cond = env.make(Condition)
+        holding, done = threading.Event(), threading.Event()
+
+        def holder() -> None:
+            wait_until(lambda: cond.statistics().waiters == 1, "the coroutine waits")
+            with cond:
+                holding.set()
+                done.wait(STATE_TIMEOUT)
+
+        async def waiter() -> tuple[bool, int]:
+            with cond:
+                try:
+                    await cond.wait_async(0.001)
+                except asyncio.CancelledError:
+                    return cond._is_owned(), cond.statistics().waiters
+            return False, -1
+
+        async def main() -> tuple[bool, int]:
+            thread = threading.Thread(target=holder)
+            thread.start()
+            task = asyncio.ensure_future(waiter())
+            try:
+                await asyncio.to_thread(holding.wait, STATE_TIMEOUT)
+                # the timeout passed: the coroutine re-takes the lock, asleep on it (W)
+                end = time.monotonic() + STATE_TIMEOUT
+                while not cond.lock.statistics().waiters:
+                    assert time.monotonic() < end, "the coroutine never re-takes the lock"
+                    await asyncio.sleep(0.001)
+                task.cancel()
+                for _ in range(5):  # the task's next steps: the cancellation is thrown in
+                    await asyncio.sleep(0)
+            finally:
+                done.set()
+                await asyncio.to_thread(thread.join)
+            return await task
+
+        assert asyncio.run(main()) == (True, 0)
         assert not cond.lock.locked()

@@ -294,18 +294,23 @@ def test_event_wait_after_set_returns_true(env: Env) -> None:
     assert h.result() is True
 
 
+def _wait_event(e: Any) -> bool:
+    return bool(e.wait(STATE_TIMEOUT))
+
+
+def _event_sleepers(env: Env) -> tuple[Any, list[Handle]]:
+    """A clear Event and :data:`WAITERS` waiters asleep on it (each returns its wait's
+    result)."""
+    e = env.make(_need("futex.sync.event").Event)
+    handles = [env.start(_wait_event, e) for _ in range(WAITERS)]
+    _all_blocked(env, handles, "a waiter sleeps")
+    return e, handles
+
+
 def test_event_set_wakes_every_waiter(env: Env) -> None:
     """set() wakes every waiter with True (threading docs: "All threads waiting for it
     to become true are awakened")."""
-    Event = _need("futex.sync.event").Event
-
-    e = env.make(Event)
-
-    def wait(e: Any) -> bool:
-        return bool(e.wait(STATE_TIMEOUT))
-
-    handles = [env.start(wait, e) for _ in range(WAITERS)]
-    _all_blocked(env, handles, "a waiter sleeps")
+    e, handles = _event_sleepers(env)
     assert e.statistics().waiters
     e.set()
     assert all(h.result() for h in handles)
@@ -315,15 +320,7 @@ def test_event_pulse_wakes_the_waiters(env: Env) -> None:
     """set() immediately followed by clear() still wakes the sleeping waiters with True:
     the generation moved (sync_design §1.6, §5 "a set-then-clear pulse wakes the
     waiters"; fastipc's plain flag misses it)."""
-    Event = _need("futex.sync.event").Event
-
-    e = env.make(Event)
-
-    def wait(e: Any) -> bool:
-        return bool(e.wait(STATE_TIMEOUT))
-
-    handles = [env.start(wait, e) for _ in range(WAITERS)]
-    _all_blocked(env, handles, "a waiter sleeps")
+    e, handles = _event_sleepers(env)
     gen = e.statistics().generation
     e.set()
     e.clear()

@@ -34,7 +34,7 @@ import struct
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -188,6 +188,41 @@ class Holder:
         self.go.set()
         self.thread.join(STATE_TIMEOUT)
         assert not self.thread.is_alive()
+
+
+def taking_waiter(core: Core, node: Node) -> Blocking:
+    """A thread that acquires ``core`` (asleep while it is held) and releases it; its
+    result: (its TID, the word as it took the lock)."""
+
+    def waiter() -> tuple[int, int]:
+        assert core.acquire(timeout=STATE_TIMEOUT)
+        got = node.word.load()
+        core.release()
+        return sync_tid(), got
+
+    return Blocking(waiter)
+
+
+class Interrupted(Exception):
+    """Raised by the SIGUSR1 handler of :func:`interrupted`."""
+
+
+def interrupted(acquire: Callable[[], object], signaller: Callable[[], None]) -> None:
+    """Call ``acquire`` in the main thread while ``signaller`` runs on another thread and
+    sends SIGUSR1, whose handler raises :class:`Interrupted`: it must end ``acquire``."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+        thread = threading.Thread(target=signaller, daemon=True)
+        thread.start()
+        with pytest.raises(Interrupted):
+            acquire()
+        thread.join(STATE_TIMEOUT)
+    finally:
+        signal.signal(signal.SIGUSR1, old)
 
 
 # -- uncontended --------------------------------------------------------------------------
@@ -348,14 +383,7 @@ def test_contended_handoff_marks_w_and_the_woken_keeps_it(node: Node) -> None:
     core = Core(node)
     core.acquire()
     me = sync_tid()
-
-    def waiter() -> tuple[int, int]:
-        assert core.acquire(timeout=STATE_TIMEOUT)
-        got = node.word.load()
-        core.release()
-        return sync_tid(), got
-
-    b = Blocking(waiter)
+    b = taking_waiter(core, node)
     wait_until(lambda: node.word.load() == me | W, "the waiter set FUTEX_WAITERS")
     core.release()
     tid, got = b.result()
@@ -388,14 +416,7 @@ def test_a_thread_that_slept_takes_a_free_word_with_w(node: Node) -> None:
     core = Core(node)
     core.acquire()
     me = sync_tid()
-
-    def waiter() -> tuple[int, int]:
-        assert core.acquire(timeout=STATE_TIMEOUT)
-        got = node.word.load()
-        core.release()
-        return sync_tid(), got
-
-    b = Blocking(waiter)
+    b = taking_waiter(core, node)
     tid = b.thread.native_id or 0
     wait_until(lambda: asleep_in_futex(tid, node.addr), "the waiter sleeps in futex")
     assert node.word.load() == me | W
@@ -474,27 +495,13 @@ def test_a_raising_signal_handler_ends_the_wait(node: Node, target: str) -> None
     holder = Holder(core)
     main_tid = sync_tid()
 
-    class Interrupted(Exception):
-        pass
-
-    def handler(signum: int, frame: object) -> None:
-        raise Interrupted
-
     def poke() -> None:
         wait_until(lambda: asleep_in_futex(main_tid, node.addr), "acquire sleeps in futex")
         ident = threading.main_thread().ident if target == "main" else threading.get_ident()
         assert ident is not None
         signal.pthread_kill(ident, signal.SIGUSR1)
 
-    old = signal.signal(signal.SIGUSR1, handler)
-    try:
-        poker = threading.Thread(target=poke, daemon=True)
-        poker.start()
-        with pytest.raises(Interrupted):
-            core.acquire(timeout=STATE_TIMEOUT)
-        poker.join(STATE_TIMEOUT)
-    finally:
-        signal.signal(signal.SIGUSR1, old)
+    interrupted(lambda: core.acquire(timeout=STATE_TIMEOUT), poke)
     assert u64_at(robust_head() + 16) == 0
     assert node.word.load() == holder.tid | W
     holder.finish()
@@ -512,12 +519,6 @@ def test_a_woken_waiter_that_leaves_passes_the_wake_on(node: Node) -> None:
     main_tid = sync_tid()
     other: list[Blocking] = []
 
-    class Interrupted(Exception):
-        pass
-
-    def handler(signum: int, frame: object) -> None:
-        raise Interrupted
-
     def conduct() -> None:
         wait_until(lambda: asleep_in_futex(main_tid, node.addr), "acquire sleeps in futex")
         # a second sleeper queued behind the main thread (futex queues are FIFO)
@@ -529,15 +530,7 @@ def test_a_woken_waiter_that_leaves_passes_the_wake_on(node: Node) -> None:
         assert ident is not None
         signal.pthread_kill(ident, signal.SIGUSR1)
 
-    old = signal.signal(signal.SIGUSR1, handler)
-    try:
-        conductor = threading.Thread(target=conduct, daemon=True)
-        conductor.start()
-        with pytest.raises(Interrupted):
-            core.acquire()
-        conductor.join(STATE_TIMEOUT)
-    finally:
-        signal.signal(signal.SIGUSR1, old)
+    interrupted(core.acquire, conduct)
     assert other[0].result() is True  # woken by the pass-on, not by its 10 s timeout
     holder.finish()
     assert node.word.load() == 0

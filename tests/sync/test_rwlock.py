@@ -23,7 +23,7 @@ import pytest
 
 from futex.sync import LayoutError, LockNotRecoverable, Mutex, NotOwnerError, OwnerDied
 from futex.sync.rwlock import SLICE, RWLock, RWLockStatistics, size_for
-from futex.sync.rwreaders import PENDING, READY, STATE, TABLE
+from futex.sync.rwreaders import IDLE, PENDING, READY, STATE, TABLE
 from tests.support import STATE_TIMEOUT, wait_until
 from tests.sync.harness import Env, Handle
 
@@ -38,6 +38,18 @@ def _die(h: Handle) -> None:
 
 def _stats(rw: RWLock) -> RWLockStatistics:
     return rw.statistics()
+
+
+def _u32(env: Env, offset: int) -> int:
+    return int(struct.unpack("<I", env.read(offset, 4))[0])
+
+
+def _slot_of(env: Env, rw: RWLock, tid: int) -> int:
+    """The arena offset of the slot whose tid word is ``tid``."""
+    for i in range(rw.slots):
+        if _u32(env, rw.offset + TABLE + 16 * i) == tid:
+            return rw.offset + TABLE + 16 * i
+    raise AssertionError(f"no slot names thread {tid}")
 
 
 # -- readers and writers ---------------------------------------------------------------
@@ -506,12 +518,9 @@ def test_reader_killed_between_its_two_steps(kernel_env: Env, pending: bool) -> 
     rw = env.make(RWLock)
     h = env.start(lambda rw: rw.acquire_read(), rw)
     assert h.result() is True
-    slot = TABLE  # the only claimed slot is found by scanning
-    for i in range(rw.slots):
-        if struct.unpack("<I", env.read(rw.offset + TABLE + 16 * i, 4))[0]:
-            slot = TABLE + 16 * i
+    slot = _slot_of(env, rw, h.tid)
     if pending:  # as if killed between "CAS state + 1" and "count = 1 | READY"
-        env.write(rw.offset + slot + 4, struct.pack("<I", 1 | READY | PENDING))
+        env.write(slot + 4, struct.pack("<I", 1 | READY | PENDING))
     _die(h)
 
     def write(rw: RWLock) -> bool:
@@ -588,6 +597,113 @@ def test_readers_without_a_slot_still_read(kernel_env: Env) -> None:
     rw.release_read()
     st = _stats(rw)
     assert (st.readers, st.slots_used, st.unslotted) == (0, 0, 0)
+
+
+def test_an_idle_slot_is_kept_then_taken_over(kernel_env: Env) -> None:
+    """After its last release a thread's slot stays its own, idle (``IDLE | TID``,
+    futex.sync.rwreaders): its next read claims nothing, and statistics() counts the slot
+    as free.  A reader that finds no free slot takes it over (CAS of its count word);
+    the slot's thread, reading again, finds its CAS failing and claims afresh (here:
+    none left, so it reads unslotted)."""
+    env = kernel_env
+    off = env.reserve(size_for(1))
+    rw = RWLock.create(env.memory(), off, slots=1)
+    me, slot = env.tid(), off + TABLE
+    for _ in range(2):
+        with rw.read_lock():
+            assert (_u32(env, slot), _u32(env, slot + 4)) == (me, 1 | READY)
+        assert (_u32(env, slot), _u32(env, slot + 4)) == (me, IDLE | me)
+        assert (_stats(rw).readers, _stats(rw).slots_used) == (0, 0)
+    inside, go = env.shared(), env.shared()
+
+    def read(rw: RWLock) -> bool:
+        with rw.read_lock():
+            inside.set(1)
+            go.wait_for(1)
+        return True
+
+    h = env.start(read, rw)
+    inside.wait_for(1)
+    assert _u32(env, slot) == h.tid
+    st = _stats(rw)
+    assert (st.readers, st.slots_used, st.unslotted) == (1, 1, 0)
+    assert rw.acquire_read()
+    st = _stats(rw)
+    assert (st.readers, st.slots_used, st.unslotted) == (2, 1, 1)
+    rw.release_read()
+    go.set(1)
+    assert h.result() is True
+    st = _stats(rw)
+    assert (st.readers, st.slots_used, st.unslotted) == (0, 0, 0)
+
+
+def test_a_slot_taken_back_from_a_live_reader(kernel_env: Env) -> None:
+    """A thread's cached slot is checked by the CAS that uses it: if its holds were taken
+    back (as reap() does to a reader it judged dead, e.g. one of another PID namespace),
+    release_read raises NotOwnerError rather than write a slot that is not its own, and
+    the next read claims afresh."""
+    env = kernel_env
+    rw = env.make(RWLock)
+    assert rw.acquire_read()
+    slot = _slot_of(env, rw, env.tid())
+    env.write(slot + 4, struct.pack("<I", 0))  # reap(): free the slot, subtract the hold
+    env.write(slot, struct.pack("<I", 0))
+    env.write(rw.offset + STATE, struct.pack("<I", 0))
+    with pytest.raises(NotOwnerError, match="does not hold a read lock"):
+        rw.release_read()
+    assert (_u32(env, slot), _u32(env, slot + 4)) == (0, 0)  # not written
+    with rw.read_lock():
+        assert (_stats(rw).readers, _stats(rw).slots_used) == (1, 1)
+
+
+def test_a_fork_child_holds_none_of_its_parents_reads(process_env: Env) -> None:
+    """A forked child's thread holds none of the read locks of the thread it was copied
+    from, although that thread's cache was copied with it (futex.sync.rwreaders forgets
+    it in the child: os.register_at_fork), and reads with a slot of its own."""
+    env = process_env
+    rw = env.make(RWLock)
+    assert rw.acquire_read()
+    mine = _slot_of(env, rw, env.tid())
+
+    def child(rw: RWLock) -> int:
+        with pytest.raises(NotOwnerError):
+            rw.release_read()
+        with rw.read_lock():
+            return rw.statistics().readers
+
+    assert env.start(child, rw).result() == 2
+    assert (_u32(env, mine + 4), _stats(rw).readers) == (1 | READY, 1)
+    rw.release_read()
+
+
+def test_a_dead_threads_idle_slot_is_freed(kernel_env: Env) -> None:
+    """The idle slot of a thread that has ended is freed by a reaping writer (its holds
+    were none, so the state is not touched): dead threads do not eat the table."""
+    env = kernel_env
+    rw = env.make(RWLock)
+
+    def read_once(rw: RWLock) -> bool:
+        with rw.read_lock():
+            return True
+
+    gone = env.start(read_once, rw)
+    _die(gone)
+    slot = _slot_of(env, rw, gone.tid)
+    assert _u32(env, slot + 4) == IDLE | gone.tid
+    assert rw.acquire_read()  # a live reader, so that the writer waits and reaps
+
+    def write(rw: RWLock) -> bool:
+        ok = rw.acquire_write(timeout=STATE_TIMEOUT)
+        rw.release_write()
+        return ok
+
+    w = env.start(write, rw)
+    env.wait_blocked(w, "the writer waits for the reader")
+    if env.manual_clock:
+        env.advance(SLICE)
+    wait_until(lambda: _u32(env, slot) == 0, "the dead thread's idle slot is freed")
+    rw.release_read()
+    assert w.result() is True
 
 
 # -- layout and arguments ----------------------------------------------------------------

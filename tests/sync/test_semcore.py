@@ -15,7 +15,6 @@ syscall they sleep in; nothing sleeps and hopes.
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import signal
@@ -24,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,14 +39,6 @@ except ImportError as exc:  # no extension: every test skips
 WAITERS = 1  # SemCore value bit 0
 EV_SET, EV_WAITERS, EV_GEN = 1, 2, 4
 
-
-@pytest.fixture
-def mem() -> Iterator[mmap.mmap]:
-    """A page of MAP_SHARED anonymous memory (shared with fork children)."""
-    m = mmap.mmap(-1, mmap.PAGESIZE)
-    yield m
-    with contextlib.suppress(BufferError):  # a Word still holds it; freed with the Word
-        m.close()
 
 
 def make_sem(

@@ -29,8 +29,12 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["C_SOURCE", "CFloor", "compile_floor"]
+from futex.benchcli.harness import Row
+
+__all__ = ["C_SOURCE", "CFloor", "compile_floor", "floor_rows"]
 
 C_SOURCE = r"""
 #define _GNU_SOURCE
@@ -344,3 +348,21 @@ def compile_floor(tmpdir: str) -> CFloor:
     if r.returncode != 0:
         return CFloor(None, f"not available: the C floor did not compile: {r.stderr[:200]}")
     return CFloor(exe, "")
+
+
+def floor_rows(
+    section: str, names: dict[str, str], run: Callable[[], dict[str, list[float]]], **kw: Any
+) -> list[Row]:
+    """One row per figure of a C floor run: ``names`` maps the program's figure names to
+    row names, ``run`` runs the mode, ``kw`` are the rows' other fields.  A failed run
+    (RuntimeError: no compiler, a timeout) becomes every row's status."""
+    rows = [Row(section, label, **kw) for label in names.values()]
+    try:
+        got = run()
+    except RuntimeError as exc:
+        for r in rows:
+            r.status = str(exc)
+        return rows
+    for key, row in zip(names, rows, strict=True):
+        row.samples = got.get(key, [])
+    return rows

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from futex.benchcli import peers
-from futex.benchcli.cfloor import CFloor
+from futex.benchcli.cfloor import CFloor, floor_rows
 from futex.benchcli.harness import (
     BenchFailure,
     Config,
@@ -104,6 +104,27 @@ def _run_cases(cases: list[Case], trials: int) -> list[Row]:
     return [c.row for c in cases]
 
 
+def _count_together(
+    cfg: Config, ops: int, writes: int, work: Callable[[Ctl, memoryview], list[int]]
+) -> float:
+    """Two workers run ``work(ctl, counters)`` together on a fresh shared page, each making
+    ``ops`` operations, ``writes`` of them an increment of ``counters[0]``; M ops/s of both,
+    once the counter shows that no increment was lost."""
+    sh = Shared()
+    try:
+
+        def body(ctl: Ctl) -> list[int]:
+            return work(ctl, sh.q)
+
+        with Procs(cfg.trial_timeout) as ps:
+            res = ps.start([body, body])
+        if sh.q[0] != 2 * writes:
+            raise BenchFailure(f"counter {sh.q[0]}, expected {2 * writes}: lost updates")
+        return 2 * ops / _span(res) * 1e3
+    finally:
+        sh.close()
+
+
 def _why(exc: BaseException) -> str:
     if isinstance(exc, peers.Unavailable):
         return str(exc)
@@ -127,43 +148,19 @@ def _counter_trial(cfg: Config) -> Trial:
     n = cfg.counter_n
 
     def trial(lock: Any) -> float:
-        sh = Shared()
-        try:
+        def work(ctl: Ctl, c: memoryview) -> list[int]:
+            acquire, release = lock.acquire, lock.release
+            ctl.ready_go()
+            t0 = time.monotonic_ns()
+            for _ in range(n):
+                acquire()
+                c[0] += 1
+                release()
+            return [t0, time.monotonic_ns()]
 
-            def body(ctl: Ctl) -> list[int]:
-                acquire, release, c = lock.acquire, lock.release, sh.q
-                ctl.ready_go()
-                t0 = time.monotonic_ns()
-                for _ in range(n):
-                    acquire()
-                    c[0] += 1
-                    release()
-                return [t0, time.monotonic_ns()]
-
-            with Procs(cfg.trial_timeout) as ps:
-                res = ps.start([body, body])
-            if sh.q[0] != 2 * n:
-                raise BenchFailure(f"counter {sh.q[0]}, expected {2 * n}: lost updates")
-            return 2 * n / _span(res) * 1e3
-        finally:
-            sh.close()
+        return _count_together(cfg, n, n, work)
 
     return trial
-
-
-def _c_trial_rows(
-    section: str, names: dict[str, str], run: Callable[[], dict[str, list[float]]], **kw: Any
-) -> list[Row]:
-    rows = [Row(section, label, **kw) for label in names.values()]
-    try:
-        got = run()
-    except RuntimeError as exc:
-        for r in rows:
-            r.status = str(exc)
-        return rows
-    for key, row in zip(names, rows, strict=True):
-        row.samples = got.get(key, [])
-    return rows
 
 
 def bench_counter(cfg: Config, floor: CFloor) -> list[Row]:
@@ -189,7 +186,7 @@ def bench_counter(cfg: Config, floor: CFloor) -> list[Row]:
         "robust_pthread": "C floor: robust process-shared pthread_mutex",
         "drepper": "C floor: Drepper futex mutex",
     }
-    rows += _c_trial_rows(
+    rows += floor_rows(
         S_COUNTER,
         names,
         lambda: {
@@ -327,7 +324,7 @@ def bench_pingpong(cfg: Config, floor: CFloor) -> list[Row]:
         rows += _run_cases(cases, cfg.trials)
         _close_all(cases)
         cpu = -1 if cpus is None else min(cpus)
-        rows += _c_trial_rows(
+        rows += floor_rows(
             S_PINGPONG,
             {"futex": f"C floor: FUTEX_WAIT/FUTEX_WAKE, {where}"},
             (lambda: {"futex": []}) if skip else _c_pingpong(floor, cfg, cpu),
@@ -435,39 +432,29 @@ def _rw_trial(cfg: Config, rw: bool) -> Trial:
     writes = len(range(0, n, WRITE_EVERY))
 
     def trial(lock: Any) -> float:
-        sh = Shared()
-        try:
+        def work(ctl: Ctl, c: memoryview) -> list[int]:
+            ctl.ready_go()
+            t0 = time.monotonic_ns()
+            if rw:
+                read, write = lock.read_lock, lock.write_lock
+                for i in range(n):
+                    if i % WRITE_EVERY == 0:
+                        with write():
+                            c[0] += 1
+                    else:
+                        with read():
+                            c[1] = c[0]
+            else:
+                for i in range(n):
+                    if i % WRITE_EVERY == 0:
+                        with lock:
+                            c[0] += 1
+                    else:
+                        with lock:
+                            c[1] = c[0]
+            return [t0, time.monotonic_ns()]
 
-            def body(ctl: Ctl) -> list[int]:
-                c = sh.q
-                ctl.ready_go()
-                t0 = time.monotonic_ns()
-                if rw:
-                    read, write = lock.read_lock, lock.write_lock
-                    for i in range(n):
-                        if i % WRITE_EVERY == 0:
-                            with write():
-                                c[0] += 1
-                        else:
-                            with read():
-                                c[1] = c[0]
-                else:
-                    for i in range(n):
-                        if i % WRITE_EVERY == 0:
-                            with lock:
-                                c[0] += 1
-                        else:
-                            with lock:
-                                c[1] = c[0]
-                return [t0, time.monotonic_ns()]
-
-            with Procs(cfg.trial_timeout) as ps:
-                res = ps.start([body, body])
-            if sh.q[0] != 2 * writes:
-                raise BenchFailure(f"counter {sh.q[0]}, expected {2 * writes}: lost updates")
-            return 2 * n / _span(res) * 1e3
-        finally:
-            sh.close()
+        return _count_together(cfg, n, writes, work)
 
     return trial
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from futex.benchcli import peers
-from futex.benchcli.cfloor import CFloor
+from futex.benchcli.cfloor import CFloor, floor_rows
 from futex.benchcli.harness import (
     Config,
     Row,
@@ -150,16 +150,13 @@ def _c_rows(cfg: Config, floor: CFloor) -> list[Row]:
         "robust_pthread": "C floor: robust process-shared pthread_mutex lock+unlock",
         "drepper": "C floor: Drepper futex mutex (no owner) lock+unlock",
     }
-    rows = [Row(SECTION, label, "ns", baseline=MP_LOCK) for label in names.values()]
-    try:
-        got = floor.run("pair", cfg.pair_n * 10, cfg.repeats)
-    except RuntimeError as exc:
-        for r in rows:
-            r.status = str(exc)
-        return rows
-    for key, row in zip(names, rows, strict=True):
-        row.samples = got.get(key, [])
-    return rows
+    return floor_rows(
+        SECTION,
+        names,
+        lambda: floor.run("pair", cfg.pair_n * 10, cfg.repeats),
+        unit="ns",
+        baseline=MP_LOCK,
+    )
 
 
 def _why(exc: Exception) -> str:

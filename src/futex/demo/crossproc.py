@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from futex.demo.display import show_report
 from futex.demo.kernels import Check
 
 if TYPE_CHECKING:
@@ -278,26 +279,7 @@ def crossproc_header(processes: int, mode: str) -> str:
 def show_crossproc(report: CrossprocReport, console: Console | None) -> None:
     """Show the scenario: in colour on ``console``, or plain lines if it is None."""
     header = crossproc_header(report.processes, report.mode)
-    if console is None:
-        print(header)
-        for line in report.lines():
-            print(line)
-        return
-    from rich.text import Text
-
-    console.print(Text(header, style="bold"))
-    for line in report.lines():
-        stripped = line.lstrip()
-        style = ""
-        if line.startswith("result:"):
-            style = "bold green" if report.ok else "bold red"
-        elif line.startswith("round"):
-            style = "bold"
-        elif stripped.startswith("FAIL"):
-            style = "red"
-        elif stripped.startswith("ok  "):
-            style = "green"
-        console.print(Text(line, style=style), overflow="fold")
+    show_report(header, report.lines(), report.ok, "round", console)
 
 
 def run_crossproc(processes: int, kills: int, console: Console | None, *,

@@ -142,29 +142,36 @@ def run_workload(config: DemoConfig, ops: FutexOps[Any], console: Console | None
     return report
 
 
-def show_robust(report: RobustReport, console: Console | None) -> None:
-    """Show the robust-futex scenario's narrative: in colour on ``console``, or in plain
-    lines on standard output if ``console`` is None."""
+def show_report(header: str, lines: list[str], ok: bool, heading: str,
+                console: Console | None) -> None:
+    """Show a scenario's checked narrative: ``header`` in bold, then each line — in colour
+    on ``console`` (the "result:" line green or red by ``ok``, lines starting with
+    ``heading`` bold, "FAIL" red, "ok" green), or plain on standard output if it is None."""
     if console is None:
-        print(ROBUST_HEADER)
-        for line in report.lines():
+        print(header)
+        for line in lines:
             print(line)
         return
     from rich.text import Text
 
-    console.print(Text(ROBUST_HEADER, style="bold"))
-    for line in report.lines():
+    console.print(Text(header, style="bold"))
+    for line in lines:
         style = ""
         stripped = line.lstrip()
         if line.startswith("result:"):
-            style = "bold green" if report.ok else "bold red"
-        elif line.startswith("("):
+            style = "bold green" if ok else "bold red"
+        elif line.startswith(heading):
             style = "bold"
         elif stripped.startswith("FAIL"):
             style = "red"
         elif stripped.startswith("ok  "):
             style = "green"
         console.print(Text(line, style=style), overflow="fold")
+
+
+def show_robust(report: RobustReport, console: Console | None) -> None:
+    """Show the robust-futex scenario's narrative (see :func:`show_report`)."""
+    show_report(ROBUST_HEADER, report.lines(), report.ok, "(", console)
 
 
 def _workload_plain(config: DemoConfig, ops: FutexOps[Any], header: str) -> DemoReport:

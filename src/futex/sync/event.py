@@ -41,11 +41,11 @@ the emulated kernel runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from futex.sync import drive
 from futex.sync.drive import Algorithm, Sleep
-from futex.sync.layout import Primitive
+from futex.sync.layout import Primitive, native_class
 from futex.sync.region import Region
 from futex.word import ALL
 
@@ -89,11 +89,7 @@ class Event(Primitive):
     def _impl(cls, region: Region) -> type[Primitive]:
         if region.kernel != "native":
             return cls
-        from futex.native import _native
-
-        if not hasattr(_native, "EventCore"):
-            return cls
-        return _native_class(cls)
+        return native_class(cls, "EventCore", lambda e: (e._region.word(WORD),))
 
     def is_set(self) -> bool:
         """Whether the event is set now."""
@@ -123,35 +119,28 @@ class Event(Primitive):
         """True once the event is set, or was set since this call began (a ``set()``
         quickly followed by ``clear()`` counts); False when ``timeout`` seconds passed
         first (None: wait forever)."""
-        r = self._region
-        v = r.word(WORD).load()
-        if v & SET:
-            return True
-        deadline = drive.deadline_after(timeout, r.monotonic)
-        if deadline is not None and deadline <= r.monotonic():
-            return False
-        return drive.run(self._wait_steps(v, deadline))
+        return drive.run(self._wait_steps(timeout))
 
     async def wait_async(self, timeout: float | None = None) -> bool:
         """``await event.wait_async()``: :meth:`wait` for a coroutine (host kernel; the
         same algorithm, its sleep awaited by :func:`futex.sync.aio.run_async`)."""
-        r = self._region
-        v = r.word(WORD).load()
-        if v & SET:
-            return True
         from futex.sync import aio
 
+        result: bool = await aio.run_async(self._wait_steps(timeout))
+        return result
+
+    def _wait_steps(self, timeout: float | None) -> Algorithm[bool]:
+        """The whole of wait (a :mod:`futex.sync.drive` generator): no sleep when the
+        event is set or ``timeout`` has already passed.  A waiter that leaves owes
+        nobody a wake: ``set()`` wakes all."""
+        r = self._region
+        word = r.word(WORD)
+        v = word.load()
+        if v & SET:
+            return True
         deadline = drive.deadline_after(timeout, r.monotonic)
         if deadline is not None and deadline <= r.monotonic():
             return False
-        result: bool = await aio.run_async(self._wait_steps(v, deadline))
-        return result
-
-    def _wait_steps(self, v: int, deadline: float | None) -> Algorithm[bool]:
-        """The sleeping part of wait, from the first read ``v`` (a drive generator).
-        A waiter that leaves owes nobody a wake: ``set()`` wakes all."""
-        r = self._region
-        word = r.word(WORD)
         gen0 = v & GEN_MASK
         while True:
             if _done(v, gen0):
@@ -171,33 +160,3 @@ class Event(Primitive):
         v = self._region.word(WORD).load()
         return EventStatistics(set=bool(v & SET), waiters=bool(v & WAITERS), generation=v >> 2)
 
-
-_native_classes: dict[type[Any], type[Any]] = {}
-
-
-def _native_class(cls: type[Event]) -> type[Any]:
-    """``cls`` with the C core's set/clear/is_set/wait in front (the Python methods stay
-    the reference: ``Event.wait(e)`` runs them on the same memory)."""
-    impl = _native_classes.get(cls)
-    if impl is None:
-        from futex.native import _native
-
-        native: Any = _native  # the core's stub may not name it yet
-        EventCore = native.EventCore
-
-        def __init__(self: Any, *args: Any, **opts: Any) -> None:
-            pass
-
-        def _bind(self: Any) -> None:
-            cls._bind(self)
-            EventCore.__init__(self, self._region.word(WORD))
-
-        impl = type(f"_Native{cls.__name__}", (EventCore, cls), {
-            "__init__": __init__,
-            "_bind": _bind,
-            "_raw_new": staticmethod(EventCore.__new__),
-            "__module__": cls.__module__,
-            "__doc__": cls.__doc__,
-        })
-        _native_classes[cls] = impl
-    return impl

@@ -29,12 +29,22 @@ import contextlib
 import os
 import struct
 import weakref
+from collections.abc import Callable
 from typing import Any, ClassVar, Final, TypeVar
 
 from futex.sync.errors import LayoutError
 from futex.sync.region import NativeRegion, Region
 
-__all__ = ["COMPLETE", "HEADER_SIZE", "MAGIC", "TYPES", "VERSION", "Primitive", "make_region"]
+__all__ = [
+    "COMPLETE",
+    "HEADER_SIZE",
+    "MAGIC",
+    "TYPES",
+    "VERSION",
+    "Primitive",
+    "make_region",
+    "native_class",
+]
 
 MAGIC: Final = b"FXSY"
 VERSION: Final = 1
@@ -318,3 +328,41 @@ class Primitive:
     def __repr__(self) -> str:
         state = "closed" if self._region.closed else self._region.describe()
         return f"<futex.sync.{self._public().__name__} {state}>"
+
+
+_native_classes: dict[type[Any], type[Any]] = {}
+
+
+def native_class(
+    cls: type[Primitive], core_name: str, core_args: Callable[[Any], tuple[Any, ...]]
+) -> type[Primitive]:
+    """``cls`` with the C core ``futex.native._native.<core_name>`` in front (its methods
+    take over; the Python methods stay the reference: ``Mutex.acquire(m)`` runs them on
+    the same memory), or ``cls`` itself when the extension has no such core.
+
+    The subclass is made once per ``cls``: its ``_bind`` runs ``cls._bind``, then the
+    core's ``__init__`` with ``core_args(obj)`` (the words it drives and its options)."""
+    impl = _native_classes.get(cls)
+    if impl is None:
+        from futex.native import _native
+
+        core: Any = getattr(_native, core_name, None)
+        if core is None:
+            return cls
+
+        def __init__(self: Any, *args: Any, **opts: Any) -> None:
+            pass
+
+        def _bind(self: Any) -> None:
+            cls._bind(self)
+            core.__init__(self, *core_args(self))
+
+        impl = type(f"_Native{cls.__name__}", (core, cls), {
+            "__init__": __init__,
+            "_bind": _bind,
+            "_raw_new": staticmethod(core.__new__),
+            "__module__": cls.__module__,
+            "__doc__": cls.__doc__,
+        })
+        _native_classes[cls] = impl
+    return impl

@@ -66,12 +66,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from futex.sync import drive
 from futex.sync.drive import Algorithm, Sleep
 from futex.sync.errors import LockNotRecoverable, NotOwnerError, OwnerDied
-from futex.sync.layout import Primitive
+from futex.sync.layout import Primitive, native_class
 from futex.sync.owner import PID_LIVENESS, ROBUST_LIST, Owner
 from futex.sync.region import Region
 from futex.word import ALL
@@ -149,11 +149,7 @@ class Mutex(Primitive):
     def _impl(cls, region: Region) -> type[Primitive]:
         if region.kernel != "native" or region.owner().mode != ROBUST_LIST:
             return cls
-        from futex.native import _native
-
-        if not hasattr(_native, "LockCore"):
-            return cls
-        return _native_class(cls)
+        return native_class(cls, "LockCore", lambda m: (m._region.word(WORD), m._recursive))
 
     def _bind(self) -> None:
         self._node = self._region.address(WORD)
@@ -462,34 +458,6 @@ class RLock(Mutex):
 
     def _acquire_restore(self, count: int) -> None:
         self._region.set_u32(COUNT, count)
-
-
-_native_classes: dict[type[Any], type[Any]] = {}
-
-
-def _native_class(cls: type[Mutex]) -> type[Any]:
-    """``cls`` with the C core's acquire/release in front (the Python methods stay the
-    reference: ``Mutex.acquire(m)`` runs them on the same memory)."""
-    impl = _native_classes.get(cls)
-    if impl is None:
-        from futex.native._native import LockCore
-
-        def __init__(self: Any, *args: Any, **opts: Any) -> None:
-            pass
-
-        def _bind(self: Any) -> None:
-            cls._bind(self)
-            LockCore.__init__(self, self._region.word(WORD), self._recursive)
-
-        impl = type(f"_Native{cls.__name__}", (LockCore, cls), {
-            "__init__": __init__,
-            "_bind": _bind,
-            "_raw_new": staticmethod(LockCore.__new__),
-            "__module__": cls.__module__,
-            "__doc__": cls.__doc__,
-        })
-        _native_classes[cls] = impl
-    return impl
 
 
 __all__ += ["PID_LIVENESS"]

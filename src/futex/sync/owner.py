@@ -17,11 +17,15 @@ Two modes (:data:`ROBUST_LIST`, :data:`PID_LIVENESS`):
     On the emulated kernel the owner plays glibc: it registers a glibc-shaped head for
     the task (``set_robust_list`` of the emulated kernel) and links the same way.
 ``pid-liveness``
-    The fallback where the kernel path is not available (no glibc head, a foreign list
-    format, ``get_robust_list`` refused, another PID namespace): the owner writes its
+    The fallback where the kernel path is not available (no glibc head — musl —, a
+    foreign list format, ``get_robust_list`` refused by a sandbox): the owner writes its
     pid and its thread's start time into the node, and a waiter sleeps in slices and
     checks :meth:`Owner.alive` between them.  ``FUTEX_SYNC_ROBUST=pid`` in the
     environment forces this mode (for tests).
+
+Every process that shares an owned primitive must be in one PID namespace, in both
+modes: a TID names the owner in the word, and two namespaces can hand out the same TID
+(POSIX robust mutexes have the same limit).
 """
 
 from __future__ import annotations

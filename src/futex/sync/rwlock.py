@@ -33,9 +33,10 @@ WRITE_LOCKED, by the gate holder.
 transition                 steps (the read steps: :mod:`futex.sync.rwreaders`)
 =========================  ================================================================
 write acquire              take the gate (robust Mutex), repair stale bits; loop: count 0
-                           → CAS s → (s & RW) | WRITE_LOCKED; else CAS s → s | WW,
-                           seq = writer_notify, FUTEX_WAIT(writer_notify, seq) for a
-                           SLICE; after a slice: reap dead readers' holds
+                           → CAS s → (s & RW) | WRITE_LOCKED; else (first watching the
+                           count for SPIN loads) CAS s → s | WW, seq = writer_notify,
+                           FUTEX_WAIT(writer_notify, seq) for a SLICE; after a slice:
+                           reap dead readers' holds
 write leaves (timeout,     CAS s → s & ~(WW | RW), wake all if RW was set — the readers
 exception)                 queued behind it (glibc commit 3c9c61febe); release the gate
 write release              swap → 0 (NOT_RECOVERABLE while inconsistent), wake all if RW;
@@ -69,8 +70,12 @@ Decisions:
   upgrading (acquire_write with a read held) and acquire_read by the writer raise
   RuntimeError instead of deadlocking.
 
-On the host kernel too this is the Python algorithm (no C core): the gate is taken and
-released through the Mutex's Python steps, so one generator serves every driver.
+Speed (host kernel): an uncontended read is a few word operations on the calling
+thread's cached slot (:class:`~futex.sync.rwreaders.Reader`), with no generator; a
+write takes the gate through the Mutex's C core when it has one, and a generator
+(:mod:`futex.sync.drive`) only when it must wait.  A blocked reader or writer first
+watches the state word for :data:`~futex.sync.rwreaders.SPIN` loads (the other side's
+hold is usually shorter than a sleep and a wake), then sleeps.  The rest is Python.
 """
 
 from __future__ import annotations
@@ -103,7 +108,6 @@ from futex.sync.rwreaders import (
     MASK,
     MAX_READERS,
     NOT_RECOVERABLE,
-    NOTIFY,
     RW,
     SLICE,
     SLOT_SIZE,
@@ -112,10 +116,12 @@ from futex.sync.rwreaders import (
     UNSLOTTED,
     WRITE_LOCKED,
     WW,
+    Reader,
     ReaderSide,
     ReaderTable,
     ReadLock,
     Within,
+    spin_budget,
 )
 from futex.word import ALL
 
@@ -157,7 +163,9 @@ class RWLockStatistics:
     #: A writer died write-locked and nobody has called make_consistent() yet.
     inconsistent: bool
     not_recoverable: bool
-    #: Reader slots in all, claimed now, and holds of readers without a slot.
+    #: Reader slots in all, in use now (holding, or being claimed; a slot kept idle by
+    #: a thread that holds nothing is free to take over), and holds of readers
+    #: without a slot.
     slots: int
     slots_used: int
     unslotted: int
@@ -174,9 +182,10 @@ class RWLock(ReaderSide, Primitive):
     ``RWLock(slots=16)`` allocates its own shared memory; ``RWLock.create(buffer,
     offset, slots=16)`` / ``RWLock.attach(buffer_or_name, offset)`` use the caller's
     (``size_for(slots)`` bytes; :attr:`SIZE` is the default's).  ``slots`` (0..4096):
-    concurrently reading threads whose holds are taken back if they die.  A thread that
-    finds every slot taken still reads, but if it dies holding a read lock, writers wait
-    for it until their timeout (so for readers of another PID namespace: liveness is
+    concurrently reading threads whose holds are taken back if they die (a thread keeps
+    its slot, idle, between reads, until another reader needs it).  A thread that
+    finds every slot in use still reads, but if it dies holding a read lock, writers
+    wait for it until their timeout (so for readers of another PID namespace: liveness is
     this one's ``/proc``).
 
     ``on_owner_died``: called with the write lock held when ``with rw.write_lock():``
@@ -256,6 +265,9 @@ class RWLock(ReaderSide, Primitive):
         self._table = ReaderTable(r, self.SLOTS)
         self._reader = ReadLock(self)
         self._writer = WriteLock(self)
+        #: The gate has the C core (host kernel, robust-list mode): take it without
+        #: a generator.
+        self._gate_core = type(self._gate).acquire is not Mutex.acquire
 
     def _init_fields(self) -> None:
         self._gate._initialise()
@@ -281,6 +293,7 @@ class RWLock(ReaderSide, Primitive):
         unmapped memory)."""
         if not self._region.closed and self._gate._is_owned():
             raise RuntimeError("close: release the RWLock's write lock first")
+        self._table.forget()
         super().close()
 
     # -- writers ----------------------------------------------------------------------
@@ -294,30 +307,55 @@ class RWLock(ReaderSide, Primitive):
         write lock already.
         """
         t = _timeout_arg(blocking, timeout)
-        deadline = drive.deadline_after(t, self._region.monotonic)
-        outcome = drive.run(self._write_steps(deadline))
+        me = self._table.me()
+        deadline = None if t is None else self._region.monotonic() + t
+        if not self._gate_core:
+            outcome = drive.run(self._write_steps(me, deadline))
+        else:  # the same steps, the gate taken in C
+            self._check_write(me)
+            gate = self._gate
+            try:
+                outcome = _TAKEN if gate.acquire(blocking, timeout) else _TIMEOUT
+            except OwnerDied as e:
+                if e.lock is not gate:
+                    raise
+                outcome = _DIED
+            if outcome == _TIMEOUT:
+                return False
+            if outcome == _TAKEN and me.state.cas(0, WRITE_LOCKED) == 0:  # free, no bits
+                outcome = _DIED if me.consistency.load() == INCONSISTENT else _TAKEN
+            else:
+                outcome = drive.run(self._gated_steps(me, deadline, outcome == _DIED))
         if outcome == _DIED:
             self._owner_died()
         return outcome != _TIMEOUT
 
-    def _write_steps(self, deadline: float | None) -> Algorithm[int]:
-        """The write-acquire algorithm (a drive generator): ``_TAKEN``, ``_DIED`` (taken,
-        inconsistent) or ``_TIMEOUT``."""
-        r, gate = self._region, self._gate
-        own = r.owner()
-        if self._table.hold(own).held:
+    def _check_write(self, me: Reader) -> None:
+        if me.holds():
             raise RuntimeError(
                 "acquire_write would deadlock: this thread holds a read lock (release it "
                 "first; read locks are not upgraded)")
-        if gate._is_owned():
+        if self._gate._is_owned():
             raise RuntimeError("acquire_write would deadlock: this thread holds the write lock")
-        got = yield from gate._acquire_steps(deadline)
+
+    def _write_steps(self, me: Reader, deadline: float | None) -> Algorithm[int]:
+        """The write-acquire algorithm (a drive generator): ``_TAKEN``, ``_DIED`` (taken,
+        inconsistent) or ``_TIMEOUT``."""
+        self._check_write(me)
+        got = yield from self._gate._acquire_steps(deadline)
         if got == _TIMEOUT:
             return _TIMEOUT
+        return (yield from self._gated_steps(me, deadline, got == _DIED))
+
+    def _gated_steps(self, me: Reader, deadline: float | None, died: bool) -> Algorithm[int]:
+        """The write acquire once the gate is taken (``died``: with OwnerDied); the gate
+        is released unless the write lock is taken."""
+        r, state, notify = self._region, me.state, me.notify
+        own = r.owner()
         done = checked = False
+        spins = spin_budget(r) if deadline is None or deadline > r.monotonic() else 0
         try:
-            self._repair(got == _DIED)
-            state, notify = r.word(STATE), r.word(NOTIFY)
+            self._repair(died)
             while True:
                 s = state.load()
                 c = s & MASK
@@ -325,11 +363,17 @@ class RWLock(ReaderSide, Primitive):
                     if state.cas(s, (s & RW) | WRITE_LOCKED) != s:
                         continue
                     done = True
-                    return _DIED if r.u32(CONSISTENCY) == INCONSISTENT else _TAKEN
+                    return _DIED if me.consistency.load() == INCONSISTENT else _TAKEN
                 if c == NOT_RECOVERABLE:
                     self._not_recoverable()
                 if c == WRITE_LOCKED:  # stale: nobody but the gate holder writes it
                     self._repair(False)
+                    continue
+                if spins and not s & WW:  # readers leave soon: watch before flagging WW
+                    for _ in range(spins):
+                        if not 0 < state.load() & MASK < MAX_READERS:
+                            break
+                    spins = 0
                     continue
                 if not s & WW and state.cas(s, s | WW) != s:
                     continue
@@ -367,7 +411,7 @@ class RWLock(ReaderSide, Primitive):
                         state.wake(ALL)
                     break
         finally:
-            Mutex.release(self._gate)
+            self._gate.release()
 
     def _repair(self, died: bool) -> None:
         """The gate holder clears what a previous holder left: WRITE_LOCKED (then the
@@ -396,16 +440,16 @@ class RWLock(ReaderSide, Primitive):
         """Release the write lock; :class:`NotOwnerError` if this thread does not hold it.
         Released inconsistent (after OwnerDied, without make_consistent()), the lock
         becomes not recoverable."""
-        r = self._region
-        state = r.word(STATE)
+        me = self._table.me()
+        state = me.state
         if state.load() & MASK != WRITE_LOCKED or not self._gate._is_owned():
             self._not_owner("release_write")
-        if r.u32(CONSISTENCY) == INCONSISTENT:
+        if me.consistency.load() == INCONSISTENT:
             state.swap(NOT_RECOVERABLE)
             state.wake(ALL)
         elif state.swap(0) & RW:
             state.wake(ALL)
-        Mutex.release(self._gate)
+        self._gate.release()
 
     # -- robustness -------------------------------------------------------------------
 

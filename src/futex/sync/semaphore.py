@@ -55,11 +55,11 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from futex.sync import drive
 from futex.sync.drive import Algorithm, Sleep
-from futex.sync.layout import Primitive
+from futex.sync.layout import Primitive, native_class
 from futex.sync.region import Region
 
 __all__ = ["BoundedSemaphore", "Semaphore", "SemaphoreStatistics"]
@@ -111,11 +111,7 @@ class Semaphore(Primitive):
     def _impl(cls, region: Region) -> type[Primitive]:
         if region.kernel != "native":
             return cls
-        from futex.native import _native
-
-        if not hasattr(_native, "SemCore"):
-            return cls
-        return _native_class(cls)
+        return native_class(cls, "SemCore", lambda s: (s._region.word(VALUE), s._bounded))
 
     def _init_fields(self, value: int = 1) -> None:
         value = operator.index(value)
@@ -280,33 +276,3 @@ class BoundedSemaphore(Semaphore):
     TYPE = 5
     _bounded = True
 
-
-_native_classes: dict[type[Any], type[Any]] = {}
-
-
-def _native_class(cls: type[Semaphore]) -> type[Any]:
-    """``cls`` with the C core's acquire/release in front (the Python methods stay the
-    reference: ``Semaphore.acquire(s)`` runs them on the same memory)."""
-    impl = _native_classes.get(cls)
-    if impl is None:
-        from futex.native import _native
-
-        native: Any = _native  # the core's stub may not name it yet
-        SemCore = native.SemCore
-
-        def __init__(self: Any, *args: Any, **opts: Any) -> None:
-            pass
-
-        def _bind(self: Any) -> None:
-            cls._bind(self)
-            SemCore.__init__(self, self._region.word(VALUE), self._bounded)
-
-        impl = type(f"_Native{cls.__name__}", (SemCore, cls), {
-            "__init__": __init__,
-            "_bind": _bind,
-            "_raw_new": staticmethod(SemCore.__new__),
-            "__module__": cls.__module__,
-            "__doc__": cls.__doc__,
-        })
-        _native_classes[cls] = impl
-    return impl
