@@ -40,6 +40,14 @@ def _stats(rw: RWLock) -> RWLockStatistics:
     return rw.statistics()
 
 
+def _write_once(rw: RWLock) -> bool:
+    """A worker: take the write lock (bounded), release it; whether it got it."""
+    ok = rw.acquire_write(timeout=STATE_TIMEOUT)
+    if ok:
+        rw.release_write()
+    return ok
+
+
 def _u32(env: Env, offset: int) -> int:
     return int(struct.unpack("<I", env.read(offset, 4))[0])
 
@@ -169,12 +177,7 @@ def test_writer_not_starved_by_readers(kernel_env: Env) -> None:
     rw = env.make(RWLock)
     assert rw.acquire_read()
 
-    def write(rw: RWLock) -> bool:
-        ok = rw.acquire_write(timeout=STATE_TIMEOUT)
-        rw.release_write()
-        return ok
-
-    w = env.start(write, rw)
+    w = env.start(_write_once, rw)
     env.wait_blocked(w, "the writer waits for the reader")
     assert _stats(rw).writers_waiting
 
@@ -206,13 +209,7 @@ def test_writer_gets_in_despite_a_reader_stream(env: Env) -> None:
     readers = [env.start(stream, rw) for _ in range(3)]
     wait_until(lambda: running.load() == 3 and reads.load() > 30, "the readers stream")
 
-    def write(rw: RWLock) -> bool:
-        ok = rw.acquire_write(timeout=STATE_TIMEOUT)
-        if ok:
-            rw.release_write()
-        return ok
-
-    assert env.start(write, rw).result() is True
+    assert env.start(_write_once, rw).result() is True
     stop.set(1)
     assert sum(h.result() for h in readers) == reads.load()
 
@@ -257,12 +254,7 @@ def test_reentrant_read_while_a_writer_waits(kernel_env: Env) -> None:
     rw = env.make(RWLock)
     assert rw.acquire_read()
 
-    def write(rw: RWLock) -> bool:
-        ok = rw.acquire_write(timeout=STATE_TIMEOUT)
-        rw.release_write()
-        return ok
-
-    w = env.start(write, rw)
+    w = env.start(_write_once, rw)
     env.wait_blocked(w, "the writer waits")
     assert rw.acquire_read(blocking=False)
     assert _stats(rw).readers == 2
@@ -462,13 +454,7 @@ def test_dead_reader_does_not_block_writers(env: Env) -> None:
     _die(env.start(read_and_die, rw))
     assert _stats(rw).readers == 1
 
-    def write(rw: RWLock) -> bool:
-        ok = rw.acquire_write(timeout=STATE_TIMEOUT)
-        if ok:
-            rw.release_write()
-        return ok
-
-    w = env.start(write, rw)
+    w = env.start(_write_once, rw)
     if env.manual_clock:
         env.wait_blocked(w, "the writer waits for the dead reader")
         env.advance(SLICE)
@@ -523,13 +509,7 @@ def test_reader_killed_between_its_two_steps(kernel_env: Env, pending: bool) -> 
         env.write(slot + 4, struct.pack("<I", 1 | READY | PENDING))
     _die(h)
 
-    def write(rw: RWLock) -> bool:
-        ok = rw.acquire_write(timeout=STATE_TIMEOUT)
-        if ok:
-            rw.release_write()
-        return ok
-
-    w = env.start(write, rw)
+    w = env.start(_write_once, rw)
     if env.manual_clock:
         env.wait_blocked(w, "the writer waits")
         env.advance(SLICE)
@@ -559,12 +539,7 @@ def test_a_slot_left_claimed_by_a_dead_thread_is_freed(kernel_env: Env) -> None:
     held.wait_for(1)
     assert (_stats(rw).slots_used, _stats(rw).unslotted) == (1, 1)  # no free slot
 
-    def write(rw: RWLock) -> bool:
-        ok = rw.acquire_write(timeout=STATE_TIMEOUT)
-        rw.release_write()
-        return ok
-
-    w = env.start(write, rw)
+    w = env.start(_write_once, rw)
     env.wait_blocked(w, "the writer waits for the reader")
     if env.manual_clock:
         env.advance(SLICE)
@@ -692,12 +667,7 @@ def test_a_dead_threads_idle_slot_is_freed(kernel_env: Env) -> None:
     assert _u32(env, slot + 4) == IDLE | gone.tid
     assert rw.acquire_read()  # a live reader, so that the writer waits and reaps
 
-    def write(rw: RWLock) -> bool:
-        ok = rw.acquire_write(timeout=STATE_TIMEOUT)
-        rw.release_write()
-        return ok
-
-    w = env.start(write, rw)
+    w = env.start(_write_once, rw)
     env.wait_blocked(w, "the writer waits for the reader")
     if env.manual_clock:
         env.advance(SLICE)

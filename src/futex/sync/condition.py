@@ -81,8 +81,8 @@ from futex.sync.drive import SIGNAL_SLICE, Algorithm, Sleep
 from futex.sync.errors import NotOwnerError, OwnerDied
 from futex.sync.layout import Primitive, native_class
 from futex.sync.mutex import _DIED, LockStatistics, Mutex, RLock, W
-from futex.sync.owner import ROBUST_LIST, Owner
-from futex.sync.region import Region
+from futex.sync.owner import ROBUST_LIST
+from futex.sync.region import Region, Within
 from futex.word import ALL, FutexWord
 
 __all__ = ["Condition", "ConditionStatistics"]
@@ -110,55 +110,6 @@ class ConditionStatistics:
     seq: int
     #: The lock's snapshot.
     lock: LockStatistics
-
-
-class _Within(Region):
-    """``size`` bytes at ``base`` of another region: the same memory, the same buffer
-    export and words (the embedded lock's region; it closes with its container)."""
-
-    def __init__(self, parent: Region, base: int, size: int) -> None:
-        self._parent = parent
-        self._base = base
-        self.size = size
-        self.kernel = parent.kernel
-        self.offset = int(getattr(parent, "offset", 0)) + base
-
-    @property
-    def closed(self) -> bool:
-        return self._parent.closed
-
-    @closed.setter
-    def closed(self, value: bool) -> None:
-        pass  # the container's flag is the one that counts
-
-    def word(self, off: int) -> FutexWord:
-        return self._parent.word(self._base + off)
-
-    def address(self, off: int) -> int:
-        return self._parent.address(self._base + off)
-
-    def read(self, off: int, n: int) -> bytes:
-        return self._parent.read(self._base + off, n)
-
-    def write(self, off: int, data: bytes) -> None:
-        self._parent.write(self._base + off, data)
-
-    def owner(self) -> Owner:
-        return self._parent.owner()
-
-    @property
-    def monotonic(self) -> Callable[[], float]:
-        return self._parent.monotonic
-
-    def reduce(self) -> tuple[Any, ...] | None:
-        where = self._parent.reduce()
-        return None if where is None else (where[0], where[1] + self._base)
-
-    def describe(self) -> str:
-        return f"{self._parent.describe()} +{self._base}"
-
-    def close(self) -> None:
-        """Nothing: the memory is its container's, closed with it."""
 
 
 class Condition(Primitive):
@@ -227,7 +178,7 @@ class Condition(Primitive):
             core: Any = _lock_core()
             core.__init__(self, self._lword, recursive)
         kind = RLock if recursive else Mutex
-        return kind._build(_Within(self._region, LOCK, kind.SIZE))
+        return kind._build(Within(self._region, LOCK, kind.SIZE, "the lock"))
 
     @property
     def lock(self) -> Mutex:

@@ -31,7 +31,7 @@ from futex.word import FutexWord
 if TYPE_CHECKING:
     from futex.sync.owner import Owner
 
-__all__ = ["ALIGN", "NativeRegion", "Region"]
+__all__ = ["ALIGN", "NativeRegion", "Region", "Within"]
 
 #: Alignment every primitive needs (its robust-list node holds 64-bit pointers).
 ALIGN: Final = 8
@@ -212,3 +212,56 @@ class NativeRegion(Region):
         self._words.clear()
         for v in reversed(self._views):
             v.release()
+
+
+class Within(Region):
+    """``size`` bytes at ``base`` of another region: the same memory, the same buffer
+    export and words (an embedded primitive's region, e.g. a Condition's lock or an
+    RWLock's writer gate); it closes with its container, whose flag is the one that
+    counts.  ``what`` names it in messages."""
+
+    def __init__(self, parent: Region, base: int, size: int, what: str = "") -> None:
+        self._parent = parent
+        self._base = base
+        self._what = what
+        self.size = size
+        self.kernel = parent.kernel
+        self.offset = int(getattr(parent, "offset", 0)) + base
+
+    @property
+    def closed(self) -> bool:
+        return self._parent.closed
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        pass  # the container's flag is the one that counts
+
+    def word(self, off: int) -> FutexWord:
+        return self._parent.word(self._base + off)
+
+    def address(self, off: int) -> int:
+        return self._parent.address(self._base + off)
+
+    def read(self, off: int, n: int) -> bytes:
+        return self._parent.read(self._base + off, n)
+
+    def write(self, off: int, data: bytes) -> None:
+        self._parent.write(self._base + off, data)
+
+    def owner(self) -> Owner:
+        return self._parent.owner()
+
+    @property
+    def monotonic(self) -> Callable[[], float]:
+        return self._parent.monotonic
+
+    def reduce(self) -> tuple[Any, ...] | None:
+        where = self._parent.reduce()
+        return None if where is None else (where[0], where[1] + self._base)
+
+    def describe(self) -> str:
+        label = self._what or f"+{self._base}"
+        return f"{label} of {self._parent.describe()}"
+
+    def close(self) -> None:
+        """Nothing: the memory is its container's, closed with it."""

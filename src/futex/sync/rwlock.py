@@ -102,6 +102,7 @@ from futex.sync.mutex import (
 from futex.sync.mutex import NOTRECOVERABLE as GATE_NOTRECOVERABLE
 from futex.sync.mutex import WORD as GATE_WORD
 from futex.sync.owner import ROBUST_LIST
+from futex.sync.region import Within
 from futex.sync.rwreaders import (
     CONSISTENCY,
     GATE,
@@ -120,7 +121,6 @@ from futex.sync.rwreaders import (
     ReaderSide,
     ReaderTable,
     ReadLock,
-    Within,
     spin_budget,
 )
 from futex.word import ALL
@@ -261,7 +261,7 @@ class RWLock(ReaderSide, Primitive):
 
     def _bind(self) -> None:
         r = self._region
-        self._gate: Mutex = Mutex._build(Within(r, GATE, Mutex.SIZE))
+        self._gate: Mutex = Mutex._build(Within(r, GATE, Mutex.SIZE, "the writer gate"))
         self._table = ReaderTable(r, self.SLOTS)
         self._reader = ReadLock(self)
         self._writer = WriteLock(self)

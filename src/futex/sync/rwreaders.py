@@ -84,7 +84,6 @@ import os
 import struct
 import threading
 import weakref
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from futex.sync import drive
@@ -101,7 +100,7 @@ if TYPE_CHECKING:
     from futex.sync.rwlock import RWLockStatistics
 
 __all__ = ["COUNT", "IDLE", "PENDING", "READY", "SLOT_SIZE", "ReadLock", "Reader",
-           "ReaderSide", "ReaderTable", "Within"]
+           "ReaderSide", "ReaderTable"]
 
 # -- the RWLock's layout (offsets from its start) and state word ---------------------------
 STATE: Final = 16
@@ -408,38 +407,6 @@ class ReaderTable:
     def used(self) -> int:
         """Slots in use: holding, or being claimed or freed (an idle one can be taken)."""
         return sum(1 for tid, count, _ in self._raw() if tid and count != IDLE | tid)
-
-
-class Within(Region):
-    """``size`` bytes at ``off`` of another region (the writer gate's memory)."""
-
-    def __init__(self, parent: Region, off: int, size: int) -> None:
-        self._parent, self._off, self.size, self.kernel = parent, off, size, parent.kernel
-
-    def word(self, off: int) -> FutexWord:
-        return self._parent.word(self._off + off)
-
-    def address(self, off: int) -> int:
-        return self._parent.address(self._off + off)
-
-    def read(self, off: int, n: int) -> bytes:
-        return self._parent.read(self._off + off, n)
-
-    def write(self, off: int, data: bytes) -> None:
-        self._parent.write(self._off + off, data)
-
-    def owner(self) -> Owner:
-        return self._parent.owner()
-
-    @property
-    def monotonic(self) -> Callable[[], float]:
-        return self._parent.monotonic
-
-    def describe(self) -> str:
-        return f"the writer gate of the RWLock in {self._parent.describe()}"
-
-    def close(self) -> None:
-        """The RWLock's region owns the memory."""
 
 
 class ReaderSide:
