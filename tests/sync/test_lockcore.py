@@ -718,3 +718,21 @@ def test_owner_context_functions(node: Node) -> None:
         robust_link(0)
     with pytest.raises(TypeError, match="int address"):
         robust_link("1")  # type: ignore[arg-type]
+
+
+def test_reference_rlock_reentry_leaves_nothing_pending() -> None:
+    """The Python reference agrees with the C core on list_op_pending: an RLock re-entry
+    (the node already linked) clears it, as glibc's robust lock leaves pending 0 after
+    every acquire (nptl/pthread_mutex_lock.c: the recursive owner check returns before
+    list_op_pending is set)."""
+    from futex.sync import RLock
+
+    head = robust_head()
+    m = RLock.create(bytearray(RLock.SIZE))
+    for acquire in (m.acquire, lambda: RLock.acquire(m)):  # C core, Python reference
+        assert acquire()
+        assert acquire()  # re-entry
+        assert u64_at(head + 16) == 0, "list_op_pending left set after a re-entry"
+        m.release()
+        m.release()
+    m.close()

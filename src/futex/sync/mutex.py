@@ -210,6 +210,8 @@ class Mutex(Primitive):
                     if self._recursive:
                         r.set_u32(COUNT, r.u32(COUNT) + 1)
                         taken = True
+                        if robust:  # already linked: nothing is pending
+                            own.pending(0)
                         return _TAKEN
                     self._deadlock()
                 if deadline is not None and deadline - r.monotonic() <= 0:
