@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from futex.linux.host import probe
-from tests.support import host_has
+from tests.support import host_has, in_syscall
 
 try:
     import futex.native as native
@@ -58,17 +58,6 @@ def test_extension_is_built_on_linux() -> None:
 # -- helpers -----------------------------------------------------------------------------
 
 
-def in_syscall(tid: int, pid: int | None = None) -> list[int] | None:
-    """``[nr, arg0..arg5]`` of the syscall the task is asleep in, or None if running."""
-    base = "/proc/self" if pid is None else f"/proc/{pid}"
-    try:
-        with open(f"{base}/task/{tid}/syscall") as fh:
-            fields = fh.read().split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    if not fields or fields[0] in ("running", "-1"):
-        return None
-    return [int(fields[0])] + [int(f, 16) for f in fields[1:7]]
 
 
 def wait_asleep(

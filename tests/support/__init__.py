@@ -6,6 +6,7 @@ running a blocking call on a thread, and skip markers probed from the host.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +23,9 @@ __all__ = [
     "Blocking",
     "StartWait",
     "Wait",
+    "asleep_in_futex",
     "host_has",
+    "in_syscall",
     "restart_rule_ids",
     "wait_until",
 ]
@@ -40,6 +43,32 @@ def host_has(*features: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         bool(missing), reason=f"the host kernel has no {', '.join(missing)}"
     )
+
+
+def in_syscall(tid: int, pid: int | None = None) -> list[int] | None:
+    """``[nr, arg0..arg5]`` of the syscall host thread ``tid`` (of this process, or of
+    ``pid``) is asleep in, or None if it runs or is gone (``/proc/.../task/tid/syscall``).
+    Skips the test where the kernel has no such file (built without
+    CONFIG_HAVE_ARCH_TRACEHOOK): a test cannot see a thread asleep there."""
+    if not os.path.exists("/proc/self/syscall"):
+        pytest.skip("/proc/<pid>/syscall is missing here: cannot tell a thread is asleep")
+    base = "/proc/self" if pid is None else f"/proc/{pid}"
+    try:
+        with open(f"{base}/task/{tid}/syscall") as fh:
+            fields = fh.read().split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    if not fields or fields[0] in ("running", "-1"):
+        return None
+    return [int(fields[0])] + [int(f, 16) for f in fields[1:7]]
+
+
+def asleep_in_futex(tid: int, addr: int) -> bool:
+    """Whether host thread ``tid`` of this process sleeps in futex(2) on ``addr``."""
+    from futex.native import SYS_futex
+
+    s = in_syscall(tid)
+    return s is not None and s[0] == SYS_futex and s[1] == addr
 
 
 def wait_until(cond: Callable[[], bool], what: str, timeout: float = STATE_TIMEOUT) -> None:

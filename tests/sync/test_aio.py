@@ -30,7 +30,7 @@ native = pytest.importorskip(
 from futex.native import Word  # noqa: E402
 from futex.sync import aio, drive, reactor  # noqa: E402
 from futex.sync.drive import Algorithm, Sleep, deadline_after  # noqa: E402
-from tests.support import STATE_TIMEOUT, wait_until  # noqa: E402
+from tests.support import STATE_TIMEOUT, in_syscall, wait_until  # noqa: E402
 
 T = TypeVar("T")
 
@@ -68,16 +68,6 @@ def stats() -> reactor.ReactorStatistics:
     return reactor.reactor().statistics()
 
 
-def in_syscall(tid: int) -> list[int] | None:
-    """``[nr, arg0..]`` of the syscall thread ``tid`` of this process sleeps in."""
-    try:
-        with open(f"/proc/self/task/{tid}/syscall") as fh:
-            fields = fh.read().split()
-    except OSError:
-        return None
-    if not fields or fields[0] in ("running", "-1"):
-        return None
-    return [int(fields[0])] + [int(f, 16) for f in fields[1:7]]
 
 
 def reactor_asleep(nr: int, arg1: int | None = None) -> bool:

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import STATE_TIMEOUT, wait_until
+from tests.support import STATE_TIMEOUT, asleep_in_futex, wait_until
 
 try:
     from futex.native import Word
-    from futex.native._native import SEM_VALUE_MAX, EventCore, SemCore, SYS_futex
+    from futex.native._native import SEM_VALUE_MAX, EventCore, SemCore
 except ImportError as exc:  # no extension: every test skips
     pytestmark = pytest.mark.skip(reason=f"futex.native unavailable: {exc}")
 
@@ -108,15 +108,6 @@ def join_child(pid: int) -> int:
     return status[0]
 
 
-def asleep_in_futex(tid: int, addr: int) -> bool:
-    """Whether thread ``tid`` of this process sleeps in futex(2) on ``addr``
-    (/proc/self/task/<tid>/syscall)."""
-    try:
-        with open(f"/proc/self/task/{tid}/syscall") as fh:
-            fields = fh.read().split()
-    except OSError:
-        return False
-    return len(fields) > 2 and int(fields[0]) == SYS_futex and int(fields[1], 16) == addr
 
 
 # -- SemCore: counts and words ---------------------------------------------------------------
