@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from futex.sync import LayoutError, Mutex, RLock
+from futex.sync import LayoutError, Mutex, OwnerDied, RLock, robust_mode
 from futex.sync.layout import COMPLETE, MAGIC, VERSION
 from tests.support import STATE_TIMEOUT, wait_until
 from tests.sync.harness import ARENA, Env, Shared
@@ -454,3 +454,33 @@ def test_no_buffer_memory_is_unlinked_when_collected() -> None:
     del m, attached
     gc.collect()
     assert not os.path.exists(path)
+
+
+
+@pytest.mark.skipif(robust_mode() != "robust-list",
+                    reason="no glibc robust list here: a dead holder is found by polling")
+@pytest.mark.parametrize("kind", [Mutex, RLock])
+def test_on_owner_died_repairs_inside_with(kind: type[Mutex]) -> None:
+    """``with m:`` on a lock whose holder died runs ``on_owner_died`` with the lock held
+    and enters the body with it consistent (sync_design §3 "OwnerDied": the body cannot
+    run if ``__enter__`` raises); ``acquire()`` raises OwnerDied.  On the host both go
+    through the C core (its ``__enter__`` calls ``_owner_died_in_with``)."""
+    seen: list[bool] = []
+    m = kind(on_owner_died=lambda lock: seen.append(lock.consistent))
+
+    def killed_holding() -> None:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            m.acquire()
+            os._exit(0)
+        os.waitpid(pid, 0)
+
+    killed_holding()
+    with m:
+        assert m.consistent and seen == [False]
+    killed_holding()
+    with pytest.raises(OwnerDied):
+        m.acquire()
+    m.make_consistent()
+    m.release()
+    assert seen == [False]

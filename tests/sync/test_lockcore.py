@@ -38,10 +38,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support import STATE_TIMEOUT, Blocking, host_has, wait_until
+from tests.support import STATE_TIMEOUT, Blocking, asleep_in_futex, host_has, wait_until
 
 try:
-    from futex.native import SYS_futex, Word
+    from futex.native import Word
     from futex.native._native import (
         LockCore,
         robust_link,
@@ -93,6 +93,8 @@ class Core(LockCore):
         if self.raise_died:
             raise OwnerDied
         n.set_u32(8, 0)  # what on_owner_died returning does: the lock is consistent again
+
+    _owner_died_in_with = _owner_died  # __enter__'s hook: the same record
 
     def _not_recoverable(self) -> None:
         raise NotRecoverable
@@ -154,15 +156,6 @@ def robust_head(tid: int = 0) -> int:
     return head.value
 
 
-def asleep_in_futex(tid: int, addr: int) -> bool:
-    """Whether the task sleeps in futex(2) on addr (/proc shows a syscall only when the
-    task is off the CPU in it)."""
-    try:
-        with open(f"/proc/self/task/{tid}/syscall") as fh:
-            fields = fh.read().split()
-    except OSError:
-        return False
-    return len(fields) > 1 and fields[0] == str(SYS_futex) and int(fields[1], 16) == addr
 
 
 class Holder:

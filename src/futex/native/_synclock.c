@@ -210,7 +210,8 @@ typedef struct {
     PyObject *weakrefs;
 } LockCoreObject;
 
-static PyObject *s_owner_died, *s_not_recoverable, *s_not_owner, *s_deadlock, *s_release;
+static PyObject *s_owner_died, *s_owner_died_in_with, *s_not_recoverable, *s_not_owner,
+    *s_deadlock, *s_release;
 
 #define LK_U32(node, off) ((uint32_t *)((char *)(node) + (off)))
 
@@ -278,10 +279,12 @@ lk_reenter(LockCoreObject *self, uint32_t *w)
     return 0;
 }
 
-/* Everything after a failed fast CAS; pending is set; returns 1, 0 or -1. */
+/* Everything after a failed fast CAS; pending is set; returns 1, 0 or -1.  died: the
+ * hook to call after a dead owner's word is taken (_owner_died from acquire,
+ * _owner_died_in_with from __enter__, where on_owner_died may repair instead). */
 static int
 lk_acquire_slow(LockCoreObject *self, uint32_t *w, uint32_t tid, uintptr_t head, int blocking,
-                const struct timespec *deadline)
+                const struct timespec *deadline, PyObject *died)
 {
     WordObject *word = self->word;
     lk_call c = {.w = w, .tid = tid, .blocking = 0, .deadline = deadline};
@@ -325,7 +328,7 @@ lk_acquire_slow(LockCoreObject *self, uint32_t *w, uint32_t tid, uintptr_t head,
     case LK_TAKEN:
         return 1;
     case LK_TAKEN_OD: {
-        PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, s_owner_died);
+        PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, died);
         if (r == NULL) {
             return -1; /* OwnerDied, raised with the lock held */
         }
@@ -350,7 +353,7 @@ lk_acquire_slow(LockCoreObject *self, uint32_t *w, uint32_t tid, uintptr_t head,
 
 /* acquire with the arguments converted: 1 taken, 0 not, -1 exception. */
 static inline int
-lk_acquire(LockCoreObject *self, int blocking, const struct timespec *deadline)
+lk_acquire(LockCoreObject *self, int blocking, const struct timespec *deadline, PyObject *died)
 {
     uint32_t tid;
     uintptr_t head;
@@ -368,7 +371,7 @@ lk_acquire(LockCoreObject *self, int blocking, const struct timespec *deadline)
         lk_pending(head, 0);
         return lk_reenter(self, w) < 0 ? -1 : 1;
     }
-    return lk_acquire_slow(self, w, tid, head, blocking, deadline);
+    return lk_acquire_slow(self, w, tid, head, blocking, deadline, died);
 }
 
 /* threading's timeout rules (-1 or None: forever); fills *deadline (NULL: none). */
@@ -440,7 +443,7 @@ LockCore_acquire(LockCoreObject *self, PyObject *const *args, Py_ssize_t nargs,
             return NULL;
         }
     }
-    r = lk_acquire(self, blocking, deadline);
+    r = lk_acquire(self, blocking, deadline, s_owner_died);
     if (r < 0) {
         return NULL;
     }
@@ -450,7 +453,7 @@ LockCore_acquire(LockCoreObject *self, PyObject *const *args, Py_ssize_t nargs,
 static PyObject *
 LockCore_enter(LockCoreObject *self, PyObject *Py_UNUSED(ignored))
 {
-    if (lk_acquire(self, 1, NULL) < 0) {
+    if (lk_acquire(self, 1, NULL, s_owner_died_in_with) < 0) {
         return NULL;
     }
     return Py_NewRef((PyObject *)self);
@@ -636,8 +639,8 @@ PyDoc_STRVAR(LockCore_doc,
 "LockCore(word, recursive)\n--\n\n"
 "The Mutex (recursive=False) / RLock algorithm of futex.sync in C, on the lock node\n"
 "whose word is the native Word word (8-aligned, 48 bytes of node from it).  Rare\n"
-"paths call hooks a subclass defines: _owner_died(), _not_recoverable(),\n"
-"_not_owner(what), _deadlock().");
+"paths call hooks a subclass defines: _owner_died() (_owner_died_in_with() from\n"
+"__enter__), _not_recoverable(), _not_owner(what), _deadlock().");
 
 static PyTypeObject LockCore_Type = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -665,10 +668,10 @@ nf_sync_lock_init(PyObject *module)
         }
         registered = 1;
     }
-    PyObject **names[] = {&s_owner_died, &s_not_recoverable, &s_not_owner, &s_deadlock,
-                          &s_release};
-    const char *texts[] = {"_owner_died", "_not_recoverable", "_not_owner", "_deadlock",
-                           "release"};
+    PyObject **names[] = {&s_owner_died, &s_owner_died_in_with, &s_not_recoverable,
+                          &s_not_owner, &s_deadlock, &s_release};
+    const char *texts[] = {"_owner_died", "_owner_died_in_with", "_not_recoverable",
+                           "_not_owner", "_deadlock", "release"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (*names[i] == NULL && (*names[i] = PyUnicode_InternFromString(texts[i])) == NULL) {
             return -1;

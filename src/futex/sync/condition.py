@@ -226,6 +226,9 @@ class Condition(Primitive):
     def _owner_died(self) -> None:
         self.lock._owner_died()
 
+    def _owner_died_in_with(self) -> None:
+        self.lock._owner_died_in_with()
+
     def _not_recoverable(self) -> None:
         self.lock._not_recoverable()
 

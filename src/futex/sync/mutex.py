@@ -63,7 +63,6 @@ the C core against.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -72,7 +71,7 @@ from futex.sync import drive
 from futex.sync.drive import Algorithm, Sleep
 from futex.sync.errors import LockNotRecoverable, NotOwnerError, OwnerDied
 from futex.sync.layout import Primitive, native_class
-from futex.sync.owner import PID_LIVENESS, ROBUST_LIST, Owner
+from futex.sync.owner import ROBUST_LIST, Owner
 from futex.sync.region import Region
 from futex.word import ALL
 
@@ -343,9 +342,15 @@ class Mutex(Primitive):
     # -- hooks (the C core calls these on its rare paths) ----------------------------
 
     def _owner_died(self) -> None:
+        raise OwnerDied(self)
+
+    def _owner_died_in_with(self) -> None:
+        """``with`` took a dead holder's lock: ``on_owner_died`` repairs (the body cannot
+        run if ``__enter__`` raises), else OwnerDied as from acquire."""
         hook = self.on_owner_died
-        if hook is None or not getattr(_in_with, "active", False):
-            raise OwnerDied(self)
+        if hook is None:
+            self._owner_died()
+            return
         try:
             hook(self)
         except BaseException:
@@ -384,11 +389,8 @@ class Mutex(Primitive):
     # -- with -----------------------------------------------------------------------
 
     def __enter__(self) -> Mutex:
-        _in_with.active = True
-        try:
-            self.acquire()
-        finally:
-            _in_with.active = False
+        if drive.run(self._acquire_steps(None)) == _DIED:
+            self._owner_died_in_with()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -420,11 +422,10 @@ class Mutex(Primitive):
                 Mutex._acquire_steps(self, deadline, loop_shared=True)
             )
             if outcome == _DIED:
-                _in_with.active = in_with  # synchronous from here: no other coroutine runs
-                try:
+                if in_with:
+                    self._owner_died_in_with()
+                else:
                     self._owner_died()
-                finally:
-                    _in_with.active = False
             return outcome != _TIMEOUT
 
         return await aio.acquire_owned(("futex.sync.lock", self._node), attempt, timeout)
@@ -435,13 +436,6 @@ class Mutex(Primitive):
 
     async def __aexit__(self, *exc: object) -> None:
         self.release()
-
-
-class _InWith(threading.local):
-    active = False
-
-
-_in_with = _InWith()
 
 
 class RLock(Mutex):
@@ -460,6 +454,3 @@ class RLock(Mutex):
 
     def _acquire_restore(self, count: int) -> None:
         self._region.set_u32(COUNT, count)
-
-
-__all__ += ["PID_LIVENESS"]
