@@ -101,13 +101,16 @@ class LinuxKernel:
 
         return cls(facts=probe().facts, **options)
 
-    def new_process(self) -> Process:
-        """A new process with an empty address space and no tasks."""
-        space = AddressSpace(
-            user_ptr_max=self.facts.user_ptr_max,
-            exec_readable=not self.facts.protection_keys,
-            task_size=TASK_SIZE_MAX_4LEVEL,
-        )
+    def new_process(self, *, space: AddressSpace | None = None) -> Process:
+        """A new process with no tasks: an empty address space, or ``space`` -- an
+        embedder's memory (an emulator's guest memory, :mod:`futex.integrations.qiling`)
+        answering the calls futex.linux makes on a process's memory."""
+        if space is None:
+            space = AddressSpace(
+                user_ptr_max=self.facts.user_ptr_max,
+                exec_readable=not self.facts.protection_keys,
+                task_size=TASK_SIZE_MAX_4LEVEL,
+            )
         return Process(self, space, self._root.fork())
 
     def task(self, tid: int) -> Task | None:
