@@ -53,6 +53,7 @@ from futex.integrations.qiling.parking import park
 from futex.kernel import MATCH_ANY, FutexError
 from futex.kernel.blocking import PendingWait
 from futex.linux import LinuxKernel, Process, Task, abi
+from futex.linux.syscalls import NAMES
 from futex.memory import AddressSpace
 
 __all__ = ["Integration", "install", "installed", "uninstall"]
@@ -62,15 +63,11 @@ _log = logging.getLogger(__name__)
 _ENOSYS = -38
 _CLONE_THREAD = 0x00010000
 
-#: The futex family, by x86-64 number: answered by the kernel's own dispatch.
+#: The futex family, by x86-64 number: answered by the kernel's own dispatch (its names
+#: for them; prctl stays Qiling's, see the module docstring).
 FAMILY: dict[int, str] = {
     abi.SYS_futex: "futex",
-    abi.SYS_set_robust_list: "set_robust_list",
-    abi.SYS_get_robust_list: "get_robust_list",
-    abi.SYS_futex_waitv: "futex_waitv",
-    abi.SYS_futex_wake: "futex_wake",
-    abi.SYS_futex_wait: "futex_wait",
-    abi.SYS_futex_requeue: "futex_requeue",
+    **{nr: name for nr, name in NAMES.items() if nr != abi.SYS_prctl},
 }
 #: Numbers past Qiling's x86-64 table, which its syscall mapper must be taught.
 _BEYOND_TABLE = {nr: name for nr, name in FAMILY.items() if nr >= 449}
