@@ -451,44 +451,61 @@ def test_wait_async_cancelled_while_re_taking_keeps_the_lock() -> None:
     """A wait_async cancelled while it re-takes the lock still ends with the lock held
     and the waiter count restored, then raises CancelledError (asyncio.Condition.wait
     re-acquires "even if wait is cancelled"; threading: wait returns holding the lock).
-    A thread holds the lock across the coroutine's timeout, so the re-take sleeps."""
+    A thread takes the lock while the coroutine waits and holds it across the coroutine's
+    timeout, so the re-take sleeps.  If the timeout beats the thread to the lock (a loaded
+    machine), that attempt proves nothing and runs again with a longer timeout."""
     pytest.importorskip("futex.sync.aio")
     with open_env("native", "threads") as env:
         cond = env.make(Condition)
-        holding, done = threading.Event(), threading.Event()
 
-        def holder() -> None:
-            wait_until(lambda: cond.statistics().waiters == 1, "the coroutine waits")
-            with cond:
-                holding.set()
-                done.wait(STATE_TIMEOUT)
+        async def attempt(timeout: float) -> tuple[bool, int] | None:
+            holding, done, gave_up = threading.Event(), threading.Event(), threading.Event()
 
-        async def waiter() -> tuple[bool, int]:
-            with cond:
-                try:
-                    await cond.wait_async(0.001)
-                except asyncio.CancelledError:
-                    return cond._is_owned(), cond.statistics().waiters
-            return False, -1
+            def holder() -> None:
+                end = time.monotonic() + STATE_TIMEOUT
+                while cond.statistics().waiters != 1:  # the coroutine waits (lock released)
+                    if gave_up.is_set() or time.monotonic() > end:
+                        return
+                    time.sleep(0.0005)
+                with cond:
+                    holding.set()
+                    done.wait(STATE_TIMEOUT)
 
-        async def main() -> tuple[bool, int]:
+            async def waiter() -> tuple[bool, int] | None:
+                with cond:
+                    try:
+                        await cond.wait_async(timeout)
+                    except asyncio.CancelledError:
+                        return cond._is_owned(), cond.statistics().waiters
+                return None  # the timeout came first and the lock was free: run again
+
             thread = threading.Thread(target=holder)
             thread.start()
             task = asyncio.ensure_future(waiter())
             try:
-                await asyncio.to_thread(holding.wait, STATE_TIMEOUT)
-                # the timeout passed: the coroutine re-takes the lock, asleep on it (W)
                 end = time.monotonic() + STATE_TIMEOUT
-                while not cond.lock.statistics().waiters:
+                # the thread holds the lock, then the timeout passes and the coroutine
+                # re-takes the lock, asleep on it (W) -- or the attempt was lost
+                while not (holding.is_set() and cond.lock.statistics().waiters):
+                    if task.done():
+                        return None
                     assert time.monotonic() < end, "the coroutine never re-takes the lock"
                     await asyncio.sleep(0.001)
                 task.cancel()
                 for _ in range(5):  # the task's next steps: the cancellation is thrown in
                     await asyncio.sleep(0)
             finally:
+                gave_up.set()
                 done.set()
                 await asyncio.to_thread(thread.join)
             return await task
+
+        async def main() -> tuple[bool, int] | None:
+            for timeout in (0.001, 0.05, 0.5, 5.0):
+                result = await attempt(timeout)
+                if result is not None:
+                    return result
+            return None
 
         assert asyncio.run(main()) == (True, 0)
         assert not cond.lock.locked()
