@@ -16,6 +16,10 @@ Subcommands:
   Exits 0 if every check passed, 1 otherwise.
 - ``bench`` — :mod:`futex.sync` against ``multiprocessing``, ``threading``, ``posix_ipc``
   and a C floor, as ratios (:mod:`futex.benchcli`).
+- ``check`` — explore a futex algorithm's schedules on the emulated kernel
+  (:mod:`futex.check.cli`): ``check path/file.py:SCENARIO``, ``check bundled:NAME``,
+  ``check --bundled``; exits 0 no failure, 1 failure found, 2 usage, 3 bound incomplete
+  with ``--require-complete``.
 
 Output (:mod:`futex.demo.display`): on a terminal the demo shows a live display (rich);
 when standard output is not a terminal — a pipe, a file, ``TERM=dumb`` — it prints plain
@@ -48,6 +52,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from futex import __version__, benchcli
+from futex.check import cli as checkcli
 from futex.demo.crossproc import DEFAULT_KILLS, DEFAULT_PROCESSES, run_crossproc
 from futex.demo.display import live_console, run_workload, show_robust
 from futex.demo.robust import run_robust_demo
@@ -209,6 +214,7 @@ COMMANDS: tuple[Command, ...] = (
         _validate_demo,
     ),
     Command("bench", benchcli.HELP, benchcli.configure, benchcli.run),
+    Command("check", checkcli.HELP, checkcli.configure, checkcli.run, checkcli.validate),
 )
 
 

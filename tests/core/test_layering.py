@@ -346,8 +346,8 @@ LAYERS = {
     "futex.liteos": 1,
     "futex.native": 1,
     "futex.sync": 2,
-    # "futex.check": 3, the schedule checker (issue 15): listed when the package exists
-    # (test_every_package_has_a_layer wants exactly the packages there are).
+    # the schedule checker: runs futex.sync's primitives on the emulated kernel
+    "futex.check": 3,
     # Qiling: the emulated Linux kernel behind a real emulator's system calls.
     "futex.integrations": 4,
     "futex.demo": 5,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from futex.kernel import (
@@ -242,6 +243,11 @@ class Task(CallerState[PendingWait]):
         #: Held across the futex cleanup; PI calls that found the task EXITING wait on it.
         self.futex_exit_mutex = FutexExitMutex()
         self._releasing: str | None = None  # "exit" / "exec" once begun, until finished
+        #: How a blocking call waits for its :class:`PendingWait`: ``block`` parks the
+        #: calling OS thread; a cooperative scheduler (futex.check's green tasks) puts its
+        #: own here to switch task instead.  Takes the call's ``int | PendingWait``,
+        #: returns its result.
+        self.blocker: Callable[[int | PendingWait], int] = block
 
     def __repr__(self) -> str:
         state = " blocked" if self.blocked is not None else ""
@@ -284,11 +290,11 @@ class Task(CallerState[PendingWait]):
 
     def syscall(self, nr: int, *args: int) -> int:
         """System call ``nr`` (x86-64 numbers) with up to six raw register values; blocks
-        the calling thread like :meth:`syscall_futex`.  Numbers outside the futex family
+        like :meth:`syscall_futex`.  Numbers outside the futex family
         (futex 202, set/get_robust_list 273/274, futex_waitv 449, futex_wake/wait/requeue
         454-456) answer -ENOSYS."""
         self.check_call(_call_name(nr))
-        return block(syscall(self, nr, args))
+        return self.blocker(syscall(self, nr, args))
 
     def syscall_nb(self, nr: int, *args: int) -> int | PendingWait:
         """:meth:`syscall` without blocking (see :meth:`syscall_futex_nb`)."""
@@ -358,11 +364,12 @@ class Task(CallerState[PendingWait]):
     def syscall_futex(
         self, uaddr: int, futex_op: int, val: int, utime: int, uaddr2: int, val3: int
     ) -> int:
-        """futex(2) with the six raw register values; blocks the calling thread while
-        the call waits.  Returns what the kernel returns: >= 0, or -errno."""
+        """futex(2) with the six raw register values; blocks while the call waits (the
+        calling thread, unless :attr:`blocker` says otherwise).  Returns what the kernel
+        returns: >= 0, or -errno."""
         if not self.alive or self._releasing is not None or self._blocked is not None:
             self.check_call("futex(2)")  # raises (the guard's own test, inlined: hot path)
-        return block(sys_futex(self, uaddr, futex_op, val, utime, uaddr2, val3))
+        return self.blocker(sys_futex(self, uaddr, futex_op, val, utime, uaddr2, val3))
 
     def syscall_futex_nb(
         self, uaddr: int, futex_op: int, val: int, utime: int, uaddr2: int, val3: int

@@ -48,7 +48,7 @@ from futex.sync.region import ALIGN, Region
 if TYPE_CHECKING:
     from futex.linux.kernel import Process, Task
 
-__all__ = ["EmulatedRegion", "Memory", "bind", "current_task"]
+__all__ = ["EmulatedRegion", "Memory", "bind", "current_task", "rebind"]
 
 _HEAD_SIZE: Final = 24
 _FUTEX_OFFSET: Final = -32
@@ -72,6 +72,11 @@ class Memory:
     def __repr__(self) -> str:
         return f"Memory({self.process!r}, {self.addr:#x}, {self.size})"
 
+    def word(self, task: Task, addr: int) -> EmulatedWord:
+        """The futex word at ``addr`` as a primitive's calls by ``task`` use it (a hook:
+        :mod:`futex.check` gives words whose calls are scheduling points)."""
+        return EmulatedWord(task, addr)
+
 
 class _Bound(threading.local):
     def __init__(self) -> None:
@@ -90,6 +95,15 @@ def bind(task: Task) -> Iterator[Task]:
         yield task
     finally:
         _bound.task = prev
+
+
+def rebind(task: Task | None) -> Task | None:
+    """Make ``task`` the one this thread drives and return the one it drove: for a
+    scheduler that runs several emulated tasks as green threads of one OS thread
+    (:mod:`futex.check` calls it at every switch)."""
+    prev = _bound.task
+    _bound.task = task
+    return prev
 
 
 def current_task() -> Task:
@@ -246,7 +260,7 @@ class EmulatedRegion(Region):
             words = self._words[task] = {}
         w = words.get(off)
         if w is None:
-            w = words[off] = EmulatedWord(task, self.base + off)
+            w = words[off] = self.memory.word(task, self.base + off)
         return w
 
     def address(self, off: int) -> int:
