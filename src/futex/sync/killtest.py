@@ -33,6 +33,7 @@ import signal
 import statistics
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -352,6 +353,7 @@ class Controller:
                 try:
                     codes[0] = a.work(slot, life, cfg)
                 except BaseException:
+                    traceback.print_exc()  # on the run's stderr: what the crash was
                     a.fail(F_CRASH, life, 0)
 
             try:
