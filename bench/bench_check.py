@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from futex.check import Choice, Point, Scenario, machine, run_schedule
+from futex.check.bundled._base import lock3, unlock2
 from futex.check.tasks import have_greenlet
 
 
@@ -27,21 +28,8 @@ def _setup(env: Any) -> SimpleNamespace:
     return SimpleNamespace(m=env.word("m"), n=env.word("n"))
 
 
-def _lock(w: Any) -> None:
-    c = w.cas(0, 1)
-    if c == 0:
-        return
-    if c != 2:
-        c = w.swap(2)
-    while c != 0:
-        w.wait(2)
-        c = w.swap(2)
-
-
-def _unlock(w: Any) -> None:
-    if w.fetch_sub(1) != 1:
-        w.store(0)
-        w.wake(1)
+# Drepper's take 3 lock and the take 2/3 unlock, as the bundled algorithms write them
+_lock, _unlock = lock3, unlock2
 
 
 def _worker(s: SimpleNamespace) -> None:

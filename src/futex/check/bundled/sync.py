@@ -125,7 +125,9 @@ def _semaphore_scenario() -> Scenario:
 # -- Condition: wait for a predicate, notify ---------------------------------------------------
 
 
-def _condition_scenario() -> Scenario:
+def _condition_scenario(waiters: int) -> Scenario:
+    """One waiter and notify(), or several and notify_all()."""
+
     def setup(env: Any) -> SimpleNamespace:
         cond = Condition.create(env.memory(Condition.SIZE, "cv"), 0, False)
         return SimpleNamespace(cond=cond, go=env.word("go"))
@@ -139,30 +141,16 @@ def _condition_scenario() -> Scenario:
     def setter(s: SimpleNamespace) -> None:
         with s.cond:
             s.go.store(1)
-            s.cond.notify()
+            if waiters == 1:
+                s.cond.notify()
+            else:
+                s.cond.notify_all()
 
-    return Scenario(name="sync_condition", setup=setup, tasks=[("W", waiter), ("S", setter)],
-                    final=lambda s, r: _free(s.cond.lock, "condition's lock"))
-
-
-def _condition_all_scenario() -> Scenario:
-    def setup(env: Any) -> SimpleNamespace:
-        cond = Condition.create(env.memory(Condition.SIZE, "cv"), 0, False)
-        return SimpleNamespace(cond=cond, go=env.word("go"))
-
-    def waiter(s: SimpleNamespace) -> bool:
-        with s.cond:
-            while s.go.load() == 0:
-                s.cond.wait()
-        return True
-
-    def setter(s: SimpleNamespace) -> None:
-        with s.cond:
-            s.go.store(1)
-            s.cond.notify_all()
-
-    return Scenario(name="sync_condition_notify_all", setup=setup,
-                    tasks=[("W1", waiter), ("W2", waiter), ("S", setter)],
+    if waiters == 1:
+        name, tasks = "sync_condition", [("W", waiter)]
+    else:
+        name, tasks = "sync_condition_notify_all", [(f"W{i + 1}", waiter) for i in range(waiters)]
+    return Scenario(name=name, setup=setup, tasks=[*tasks, ("S", setter)],
                     final=lambda s, r: _free(s.cond.lock, "condition's lock"))
 
 
@@ -271,9 +259,9 @@ def _entry(scenario: Scenario, what: str, preemptions: int = 2, pct: int = 1000)
 SYNC: dict[str, Entry] = {e.name: e for e in (
     _entry(mutex_scenario("sync_mutex"), "Mutex: two tasks, mutual exclusion"),
     _entry(_rlock_scenario(), "RLock: two tasks, re-entered once"),
-    _entry(_condition_scenario(), "Condition: wait for a predicate, notify"),
+    _entry(_condition_scenario(1), "Condition: wait for a predicate, notify"),
     # 3 tasks: bound 2 is 4,506 schedules (~15 s); CI runs bound 1 (266) + PCT
-    _entry(_condition_all_scenario(), "Condition: two waiters, notify_all", 1, 1000),
+    _entry(_condition_scenario(2), "Condition: two waiters, notify_all", 1, 1000),
     _entry(_semaphore_scenario(), "Semaphore(0): two waiters, two releases"),
     _entry(_bounded_scenario(), "BoundedSemaphore(1) as a lock"),
     _entry(_rwlock_scenario(1), "RWLock: a writer and a reader"),
