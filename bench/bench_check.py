@@ -1,11 +1,13 @@
 """Schedules per second of futex.check's engine, greenlet and threads backends.
 
-The scenario: Drepper's "take 2" mutex (cas 0->1; else cas/xchg to 2 and FUTEX_WAIT;
-unlock fetch_sub and FUTEX_WAKE when it was 2), two tasks taking it twice each -- about 20
-scheduling points a schedule.  Each schedule is run with a seeded random chooser (so that
-tasks switch, block and wake), then with the default policy.  Prints schedules/s, steps/s,
-the setup cost (machine acquire + release per schedule) and the greenlet/threads ratio of
-the same run.
+The scenario: Drepper's mutex (take 3 lock: cas 0->1; else xchg to 2 and FUTEX_WAIT;
+take 2/3 unlock: fetch_sub and FUTEX_WAKE when it was 2), two tasks taking it twice
+each -- about 20 scheduling points a schedule.  Each strategy explores it through
+``explore`` as a user's run does (random: a uniform choice at every point, so tasks
+switch, block and wake; PCT(3); DFS at preemption bound 2, restarted when complete), and
+the default policy runs it through ``run_schedule``.  Prints schedules/s, steps a schedule
+and steps/s, the setup cost (machine acquire + release, an empty schedule) and the
+greenlet/threads ratio of the same run.
 
     python bench/bench_check.py [--seconds 2]
 """
@@ -13,14 +15,15 @@ the same run.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from futex.check import Choice, Point, Scenario, machine, run_schedule
+from futex.check import Budget, Scenario, explore, machine, run_schedule
 from futex.check.bundled._base import lock3, unlock2
+from futex.check.strategies import DFS, PCT, Random, Strategy
 from futex.check.tasks import have_greenlet
 
 
@@ -45,29 +48,48 @@ SCENARIO = Scenario(
 )  # fmt: skip
 
 
-def _bench(backend: str, seconds: float, random_choices: bool) -> tuple[float, float]:
-    rng = random.Random(0)
+STRATEGIES: dict[str, Callable[[], Strategy | None]] = {
+    "random": Random,
+    "pct(3)": lambda: PCT(3),
+    "dfs(2)": lambda: DFS(preemptions=2),
+    "default": lambda: None,  # run_schedule with the default policy: no strategy
+}
 
-    def choose(p: Point) -> Choice:
-        return p.options[rng.randrange(len(p.options))]
 
-    chooser = choose if random_choices else None
-    for _ in range(50):  # warm up: pools, caches
-        run_schedule(SCENARIO, chooser, backend=backend)
-    n = steps = 0
+def _bench(
+    backend: str, seconds: float, make: Callable[[], Strategy | None]
+) -> tuple[float, float]:
+    """Schedules per second and steps per schedule of ``make()``'s exploration."""
+    counted = [0, 0]  # schedules, steps
+
+    def runner(*args: Any, **kwargs: Any) -> Any:
+        o = run_schedule(*args, **kwargs)
+        assert o.ok, o
+        counted[0] += 1
+        counted[1] += o.steps
+        return o
+
+    def batch(seed: int) -> None:
+        strategy = make()
+        if strategy is None:
+            for _ in range(50):
+                runner(SCENARIO, None, backend=backend)
+        else:
+            budget = Budget(schedules=200, seconds=None)
+            explore(SCENARIO, strategy, budget, seed=seed, backend=backend, runner=runner)
+
+    for seed in range(3):  # warm up: pools, caches
+        batch(seed)
+    counted[:] = [0, 0]
+    seed = 0
     start = time.perf_counter()
-    end = start + seconds
     while True:
-        for _ in range(50):
-            o = run_schedule(SCENARIO, chooser, backend=backend)
-            assert o.ok, o
-            steps += o.steps
-        n += 50
+        batch(seed)
+        seed += 1
         now = time.perf_counter()
-        if now >= end:
+        if now - start >= seconds:
             break
-    elapsed = now - start
-    return n / elapsed, steps / n
+    return counted[0] / (now - start), counted[1] / counted[0]
 
 
 def _setup_cost(count: int = 20000) -> tuple[float, float]:
@@ -98,15 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"setup: machine acquire + reset {reset * 1e6:.1f} us; an empty 2-task schedule "
           f"{empty * 1e6:.1f} us")  # fmt: skip
     backends = ["greenlet", "threads"] if have_greenlet() else ["threads"]
-    for policy in ("random", "default"):
+    for name, make in STRATEGIES.items():
         rates = {}
         for b in backends:
-            rate, pts = _bench(b, args.seconds, policy == "random")
+            rate, pts = _bench(b, args.seconds, make)
             rates[b] = rate
-            print(f"  {policy:7} {b:8} {rate:9,.0f} schedules/s  {rate * pts:10,.0f} steps/s  "
+            print(f"  {name:8} {b:8} {rate:9,.0f} schedules/s  {rate * pts:10,.0f} steps/s  "
                   f"({pts:.1f} steps a schedule)")  # fmt: skip
         if len(rates) == 2:
-            print(f"  {policy:7} greenlet/threads = {rates['greenlet'] / rates['threads']:.1f}x")
+            print(f"  {name:8} greenlet/threads = {rates['greenlet'] / rates['threads']:.1f}x")
     return 0
 
 

@@ -202,6 +202,39 @@ def test_fork_private_memory_is_copy_on_write() -> None:
     assert (parent.load_u32(a + 4), child.load_u32(a + 4)) == (0, 9)
 
 
+def test_written_pages_follow_every_mapping_change() -> None:
+    """The atomics reach a page already written without the fault path (a per-space
+    cache): a written page that then turns read-only, is unmapped, or becomes shared
+    copy-on-write by a fork must behave exactly as a page never written would (Linux:
+    mprotect and munmap change the VMA the next access faults on; fork write-protects
+    every private page of both sides)."""
+    s = AddressSpace()
+    a = s.mmap(2 * PAGE_SIZE)
+    s.store_u32(a, 1)
+    s.store_u32(a + PAGE_SIZE, 2)
+    s.mprotect(a, PAGE_SIZE, PROT_READ)
+    assert s.load_u32(a) == 1
+    for write in (
+        lambda: s.store_u32(a, 3),
+        lambda: s.cas_u32(a, 1, 3),
+        lambda: s.update_u32(a, lambda v: v + 1),
+    ):
+        with pytest.raises(MemoryFault):
+            write()
+    assert s.load_u32(a) == 1
+    s.munmap(a + PAGE_SIZE, PAGE_SIZE)
+    with pytest.raises(MemoryFault):
+        s.load_u32(a + PAGE_SIZE)
+    with pytest.raises(MemoryFault):
+        s.store_u32(a + PAGE_SIZE, 4)
+    s.mprotect(a, PAGE_SIZE, RW)
+    s.store_u32(a, 5)
+    child = s.fork()
+    s.store_u32(a, 6)  # the parent's page is shared with the child now: it copies
+    assert child.cas_u32(a, 5, 7) == 5
+    assert (s.load_u32(a), child.load_u32(a)) == (6, 7)
+
+
 def test_fork_shared_memory_is_the_same_memory() -> None:
     parent = AddressSpace()
     a = parent.mmap(PAGE_SIZE, shared=True)

@@ -27,6 +27,7 @@ none in a schedule (one task runs at a time).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from futex.kernel import ClockId, ManualClock, Timer
 from futex.kernel.blocking import block
@@ -112,6 +113,9 @@ class Machine:
         self.used = 0
         #: Whether futex.sync ran in this schedule (robust list heads to restore).
         self.sync = False
+        #: The checked words' per-task words by (address, name, private), reused by the
+        #: next schedule's words at the same place (:class:`futex.check.words.CheckedWord`).
+        self.words: dict[tuple[int, str, bool], list[Any]] = {}
 
     def alloc(self, size: int, align: int) -> int:
         """``size`` bytes of the arena at a multiple of ``align`` (zeroed: the arena is

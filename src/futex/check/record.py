@@ -92,7 +92,9 @@ class Recorder:
         assert word is not None
         at = self.addr_index[word.addr]
         if new != values[at]:
-            values = self.values = (*values[:at], new, *values[at + 1 :])
+            changed = list(values)
+            changed[at] = new
+            values = self.values = tuple(changed)
             if self.stale:
                 self._unspin()
         else:  # nothing changed: an observation, maybe a repeated one (spinning)

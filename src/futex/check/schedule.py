@@ -68,11 +68,12 @@ class Run(Recorder):
         self.clock = m.clock
         self.ktasks = m.tasks
         self._load = m.process.load_u32
-        self.tasks = [
-            TaskState(i, name, fn, k)
-            for i, ((name, fn), k) in enumerate(zip(scenario.named, m.tasks, strict=True))
-        ]
-        self._kname = {t.k: t.name for t in self.tasks}
+        self.tasks: list[TaskState] = []
+        self._kname: dict[Any, str] = {}
+        for i, (name, fn) in enumerate(scenario.named):  # a loop: no comprehension frames
+            k = m.tasks[i]
+            self.tasks.append(TaskState(i, name, fn, k))
+            self._kname[k] = name
         self.index = 0
         self.in_task = False
         self.running: TaskState | None = None
@@ -220,59 +221,90 @@ class Run(Recorder):
             runnable = self._ready
             if runnable is None:
                 runnable = self._ready = tuple([t.index for t in tasks if t.state == READY])
-            timer = bool(clock.armed) and clock.has_pending()
-            if self.stale and runnable:
-                spinning = [i for i in runnable if tasks[i].spins()]
-                if spinning:
-                    active = tuple([i for i in runnable if i not in spinning])
-                    if active or timer:
-                        runnable = active
-                    else:
-                        limit = self.scenario.livelock_after
-                        runnable = tuple([i for i in spinning if tasks[i].stale <= limit])
-                        if not runnable:
-                            self._livelock([tasks[i] for i in spinning])
-                            return None
-            spur: tuple[int, ...] = ()
-            if self.spurious_left > 0 and self.blocked:
-                spur = tuple(sorted(
-                    t.index for t in self.blocked
-                    if t.op is not None and t.op.kind == "wait" and t.state == BLOCKED
-                ))  # fmt: skip
-            if not runnable and not timer:
-                self._stuck()  # nothing runs, no timer; spurious wake-ups are no progress
-                return None
-            if timer or spur:
+            if self.stale or clock.armed or (self.spurious_left > 0 and self.blocked):
+                got = self._with_events(runnable)
+                if got is None:
+                    return None
+                runnable, options, timer, spur = got
+            elif len(runnable) > 1:
                 options = _OPTIONS.get(runnable) or self._options(runnable)
-                if timer:
-                    options += (TIMER,)
-                if spur:
-                    options += tuple([SPURIOUS[i] for i in spur])
-            elif len(runnable) == 1:  # the one option: no point to ask about
+                timer, spur = False, ()
+            elif runnable:  # the one option: no point to ask about
                 i = runnable[0]
                 self.current = i
                 return tasks[i]
             else:
-                options = _OPTIONS.get(runnable) or self._options(runnable)
+                self._stuck()  # nothing runs, no timer
+                return None
             if len(options) == 1:
                 choice = options[0]
-            else:
-                got = self._ask(runnable, timer, spur, options)
-                if got is None:
+            else:  # a point with a choice: ask (the chooser's answer is a Decision)
+                ops: dict[int, OpInfo] = {}
+                for i in runnable:  # a loop, not a comprehension: no function per point
+                    ops[i] = tasks[i].op  # type: ignore[assignment]  # runnable: op is set
+                point: Point = _new_tuple(  # Point(...), without NamedTuple's __new__
+                    Point,
+                    (len(self.decisions), self.current, runnable, ops, timer, spur, options,
+                     len(self.trace)),
+                )  # fmt: skip
+                chooser = self.chooser
+                try:
+                    choice = default_choice(point) if chooser is None else chooser(point)
+                    if choice not in options:
+                        raise ValueError(f"the chooser took {choice!r}, not one of {options}")
+                except BaseException as exc:
+                    self.internal = exc
+                    self._fail("exception", f"the chooser raised {exc!r}", None, exc)
                     return None
-                choice = got
-            kind = choice.kind
-            if kind == "run":
+                self.decisions.append(_new_tuple(Decision, (point, choice)))
+            if choice.kind == "run":
                 cur, i = self.current, choice.task
                 if cur is not None and cur != i and cur in runnable:
                     self.preemptions += 1
                 self.current = i
                 return tasks[i]
-            if kind == "timer":
+            if choice.kind == "timer":
                 self._fire_timer()
             else:
                 self._spurious(tasks[choice.task])
         return None
+
+    def _with_events(
+        self, runnable: tuple[int, ...]
+    ) -> tuple[tuple[int, ...], tuple[Choice, ...], bool, tuple[int, ...]] | None:
+        """The runnable tasks and options where spinning, a pending timer or a spurious
+        wake-up budget may change them; ``None``: the schedule is over (a livelock, or
+        nothing can happen)."""
+        tasks = self.tasks
+        clock = self.clock
+        timer = clock.has_pending() if clock.armed else False
+        if self.stale and runnable:
+            spinning = [i for i in runnable if tasks[i].spins()]
+            if spinning:
+                active = tuple([i for i in runnable if i not in spinning])
+                if active or timer:
+                    runnable = active
+                else:
+                    limit = self.scenario.livelock_after
+                    runnable = tuple([i for i in spinning if tasks[i].stale <= limit])
+                    if not runnable:
+                        self._livelock([tasks[i] for i in spinning])
+                        return None
+        spur: tuple[int, ...] = ()
+        if self.spurious_left > 0 and self.blocked:
+            spur = tuple(sorted(
+                t.index for t in self.blocked
+                if t.op is not None and t.op.kind == "wait" and t.state == BLOCKED
+            ))  # fmt: skip
+        if not runnable and not timer:
+            self._stuck()  # nothing runs, no timer; spurious wake-ups are no progress
+            return None
+        options = _OPTIONS.get(runnable) or self._options(runnable) if runnable else ()
+        if timer:
+            options += (TIMER,)
+        if spur:
+            options += tuple([SPURIOUS[i] for i in spur])
+        return runnable, options, timer, spur
 
     @staticmethod
     def _options(runnable: tuple[int, ...]) -> tuple[Choice, ...]:
@@ -291,32 +323,6 @@ class Run(Recorder):
             info = _OPS.get((t.word.name, "return"))
             t.op = info if info is not None else self._op(t.word, "return", ())
             t.args = (enter,)
-
-    def _ask(
-        self,
-        runnable: tuple[int, ...],
-        timer: bool,
-        spur: tuple[int, ...],
-        options: tuple[Choice, ...],
-    ) -> Choice | None:
-        tasks = self.tasks
-        next_ops: dict[int, OpInfo] = {i: tasks[i].op for i in runnable}  # type: ignore[misc]
-        point: Point = _new_tuple(  # Point(...), without NamedTuple's Python-level __new__
-            Point,
-            (len(self.decisions), self.current, runnable, next_ops, timer, spur, options,
-             len(self.trace)),
-        )  # fmt: skip
-        chooser = self.chooser
-        try:
-            choice = default_choice(point) if chooser is None else chooser(point)
-            if choice not in options:
-                raise ValueError(f"the chooser took {choice!r}, not one of {options}")
-        except BaseException as exc:
-            self.internal = exc
-            self._fail("exception", f"the chooser raised {exc!r}", None, exc)
-            return None
-        self.decisions.append(_new_tuple(Decision, (point, choice)))
-        return choice
 
     def _op(self, word: PointWord, kind: str, args: tuple[object, ...]) -> OpInfo:
         other = None
@@ -433,6 +439,12 @@ class Run(Recorder):
         finally:
             rebind(prev)
             _machine.release(self.machine)
+            # The state holds the words, which hold this run: without the cycle the run
+            # and its record are freed when the caller drops them, by reference counts,
+            # and the cyclic garbage collector has nothing to chase schedule after schedule.
+            self.state = None
+            for t in self.tasks:  # its last word (futex.sync's are made per schedule)
+                t.word = None
         if self.internal is not None:
             raise self.internal
         return self._outcome()

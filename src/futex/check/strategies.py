@@ -388,11 +388,12 @@ class Random(Strategy):
         return "random"
 
     def reset(self, seed: int) -> None:
-        self._rng = random.Random(f"random/{seed}")
+        self._random = random.Random(f"random/{seed}").random
 
     def choose(self, point: PointLike) -> int:
-        width = len(point.options)
-        return 0 if width == 1 else self._rng.randrange(width)
+        # random() scaled, not randrange(): one C call instead of four Python frames at
+        # every decision (the bias, below 2**-50, is far beneath any schedule count)
+        return int(self._random() * len(point.options))
 
 
 class PCT(Strategy):

@@ -313,7 +313,20 @@ class CheckedWord:
         self.name = name
         self.addr = addr
         self._private = private
-        self._on: list[PointWord | None] = [None] * len(run.ktasks)
+        # The word as each task makes its calls: kept by the machine across schedules (a
+        # schedule's words sit at the same addresses every time) and bound to this run.
+        words = run.machine.words
+        key = (addr, name, private)
+        on = words.get(key)
+        if on is None:
+            if len(words) >= 4096:
+                words.clear()
+            on = words[key] = [None] * len(run.ktasks)
+        else:
+            for w in on:
+                if w is not None:
+                    w._run = run
+        self._on: list[PointWord | None] = on
 
     def __repr__(self) -> str:
         return f"<CheckedWord {self.name} value={self.peek()}>"

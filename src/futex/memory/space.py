@@ -98,6 +98,10 @@ class AddressSpace:
         self._present: set[int] = set()
         self._vmas = MappingTable()
         self._pages: dict[int, PrivatePage] = {}  # private pages by virtual page number
+        #: The atomics' fast path: pages a write reaches without a fault or a copy (private,
+        #: this space's alone, present, in a writable mapping) by virtual page number.
+        #: Emptied whenever that may stop holding: munmap, mmap over, mprotect, fork.
+        self._writable: dict[int, bytearray] = {}
         self._next_base = _DEFAULT_MMAP_BASE
 
     def __repr__(self) -> str:
@@ -163,10 +167,12 @@ class AddressSpace:
         prot = check_prot(prot)
         with _LOCK:
             self._vmas.protect(addr, end, prot)
+            self._writable.clear()
 
     def _unmap_mm_locked(self, start: int, end: int) -> None:
         self._vmas.remove(start, end)
         drop_pages(self._pages, self._present, start, end)
+        self._writable.clear()
 
     def mapping_at(self, addr: int) -> Mapping | None:
         """The mapping that contains ``addr``, or ``None``."""
@@ -219,9 +225,10 @@ class AddressSpace:
                 raise MemoryFault(addr, "write", "past the end of the mapped object")
             return obj.page_for_write(index)
         page = self._pages.get(addr >> PAGE_SHIFT)
-        if page is not None and page.refs == 1:  # already this space's own page
-            return page.data
-        return own_page(self._pages, m, addr)  # first write, or a copy-on-write break
+        # already this space's own page; else its first write, or a copy-on-write break
+        data = page.data if page is not None and page.refs == 1 else own_page(self._pages, m, addr)
+        self._writable[addr >> PAGE_SHIFT] = data
+        return data
 
     # -- byte access ------------------------------------------------------------------------
 
@@ -273,7 +280,10 @@ class AddressSpace:
         """Atomically load the aligned 32-bit word at ``addr``."""
         if addr & 3:
             self._check_aligned(addr)
-        value: int = _unpack_u32(self._page_for_read(addr), addr & (PAGE_SIZE - 1))[0]
+        page: bytes | bytearray | None = self._writable.get(addr >> PAGE_SHIFT)
+        if page is None:
+            page = self._page_for_read(addr)
+        value: int = _unpack_u32(page, addr & (PAGE_SIZE - 1))[0]
         return value
 
     def load_u32_nofault(self, addr: int) -> int:
@@ -297,7 +307,7 @@ class AddressSpace:
         if addr & 3:
             self._check_aligned(addr)
         with _LOCK:
-            page = self._page_for_write_mm_locked(addr)
+            page = self._writable.get(addr >> PAGE_SHIFT) or self._page_for_write_mm_locked(addr)
             _pack_u32(page, addr & (PAGE_SIZE - 1), value & 0xFFFFFFFF)
 
     def cas_u32(self, addr: int, old: int, new: int) -> int:
@@ -306,7 +316,7 @@ class AddressSpace:
             self._check_aligned(addr)
         off = addr & (PAGE_SIZE - 1)
         with _LOCK:
-            page = self._page_for_write_mm_locked(addr)
+            page = self._writable.get(addr >> PAGE_SHIFT) or self._page_for_write_mm_locked(addr)
             prev: int = _unpack_u32(page, off)[0]
             if prev == old & 0xFFFFFFFF:
                 _pack_u32(page, off, new & 0xFFFFFFFF)
@@ -326,7 +336,7 @@ class AddressSpace:
             self._check_aligned(addr)
         off = addr & (PAGE_SIZE - 1)
         with _LOCK:
-            page = self._page_for_write_mm_locked(addr)
+            page = self._writable.get(addr >> PAGE_SHIFT) or self._page_for_write_mm_locked(addr)
             prev: int = _unpack_u32(page, off)[0]
             _pack_u32(page, off, fn(prev) & 0xFFFFFFFF)
         return prev
@@ -353,5 +363,6 @@ class AddressSpace:
             child._vmas = self._vmas.copy()
             child._next_base = self._next_base
             child._pages, child._present = fork_pages(self._vmas, self._pages, self._present)
+            self._writable.clear()  # its private pages are shared copy-on-write now
         return child
 
