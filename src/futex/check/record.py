@@ -88,9 +88,7 @@ class Recorder:
         # operation, its arguments and the old value it returned.
         t.op = None
         values = self.values
-        word = t.word
-        assert word is not None
-        at = self.addr_index[word.addr]
+        at = self.addr_index[t.word.addr]  # type: ignore[union-attr]  # point() set it
         if new != values[at]:
             changed = list(values)
             changed[at] = new
@@ -113,7 +111,6 @@ class Recorder:
             _new_tuple(Step, (n, t.name, kind, op.word, t.args, raw, self.names, values,
                               self.waiters))
         )  # fmt: skip
-        t.steps += 1
         if self._checks or n + 1 >= self.max_steps:
             self._after_step()
             if self.outcome is not None:
@@ -156,7 +153,6 @@ class Recorder:
             _new_tuple(Step, (n, t.name, kind, op.word, t.args, raw, self.names, values,
                               self.waiters))
         )  # fmt: skip
-        t.steps += 1
         if values != self.values:  # a word changed: nobody spins any more
             self.values = values
             self._unspin()
@@ -201,11 +197,14 @@ class Recorder:
                     error,
                 )
         if len(self.trace) >= self.max_steps and self.outcome is None:
-            busiest = max(self.tasks, key=lambda x: x.steps)
+            ran: dict[str, int] = {}
+            for step in self.trace:
+                ran[step.task] = ran.get(step.task, 0) + 1
+            busiest = max(self.tasks, key=lambda x: ran.get(x.name, 0))
             self._fail(
                 "livelock",
                 f"the schedule did not end within max_steps={self.max_steps} steps "
-                f"({busiest.name} ran {busiest.steps} of them)",
+                f"({busiest.name} ran {ran.get(busiest.name, 0)} of them)",
                 busiest.name,
                 None,
             )

@@ -225,7 +225,7 @@ class TaskState:
 
     __slots__ = (
         "args", "ctx", "error", "finished", "fn", "index", "k", "name", "op", "pending", "raw",
-        "requeued_from", "result", "seen", "stale", "state", "steps", "wait_addr",
+        "requeued_from", "result", "seen", "stale", "state", "wait_addr",
         "wait_value", "word",
     )  # fmt: skip
 
@@ -246,7 +246,6 @@ class TaskState:
         self.finished = False
         self.seen: dict[tuple[str, str, tuple[object, ...]], object] | None = None
         self.stale = 0
-        self.steps = 0
         self.wait_addr = 0
         self.wait_value = 0
         self.requeued_from: str | None = None
