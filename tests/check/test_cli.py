@@ -160,12 +160,19 @@ def test_usage_errors_exit_2(
         ["bundled:drepper_take2", "--bundled"],
         ["x.py", "--depth", "2"],
         ["x.py", "--strategy", "nope"],
+        ["x.py", "--seconds", "0"],
+        ["x.py", "--seconds", "nan"],
+        ["x.py", "--seconds", "soon"],
     ],
 )
-def test_argument_errors_exit_2(argv: list[str]) -> None:
+def test_argument_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == EXIT_USAGE
+    if "--seconds" in argv:  # futex._argtypes.positive_float names what was wrong
+        err = capsys.readouterr().err
+        assert "argument --seconds:" in err
+        assert ("not a number" if argv[-1] == "soon" else "must be positive") in err
 
 
 def test_bundled_target_designated_check(capsys: pytest.CaptureFixture[str]) -> None:

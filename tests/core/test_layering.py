@@ -340,6 +340,7 @@ LAYERS = {
     "futex.kernel": 0,
     "futex.uapi": 0,
     "futex.word": 0,
+    "futex._argtypes": 0,
     "futex.memory": 1,
     "futex.linux": 1,
     "futex.zircon": 1,

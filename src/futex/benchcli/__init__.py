@@ -48,6 +48,8 @@ import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from futex._argtypes import positive_float
+
 if TYPE_CHECKING:
     from futex.benchcli.harness import Config, Row
 
@@ -59,22 +61,12 @@ HELP = (
 )
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
 def configure(p: argparse.ArgumentParser) -> None:
     """Add the ``bench`` options to ``p`` (a subparser, or a parser of its own)."""
     p.add_argument("--quick", action="store_true", help="smaller counts (about 10 s)")
     p.add_argument(
         "--scale",
-        type=_positive,
+        type=positive_float,
         default=1.0,
         metavar="F",
         help="multiply every count by F (e.g. 0.01 for a smoke run; default 1)",

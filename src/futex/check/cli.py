@@ -42,6 +42,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from futex._argtypes import positive_float
+
 __all__ = ["EXIT_FAILURE", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_USAGE", "HELP", "configure",
            "load_target", "main", "run", "validate"]
 
@@ -71,16 +73,6 @@ def _count(low: int) -> Any:
     return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
 def configure(p: argparse.ArgumentParser) -> None:
     """Add the ``check`` arguments to ``p``."""
     p.add_argument("target", nargs="?", metavar="TARGET",
@@ -100,7 +92,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="PCT bug depth (default 3)")
     p.add_argument("--schedules", type=_count(1), default=None, metavar="N",
                    help="stop after N schedules (default 10,000)")
-    p.add_argument("--seconds", type=_seconds, default=None, metavar="T",
+    p.add_argument("--seconds", type=positive_float, default=None, metavar="T",
                    help="stop after T seconds (default 10)")
     p.add_argument("--seed", type=_count(0), default=0, metavar="S",
                    help="seed of the randomized strategies (default 0)")
