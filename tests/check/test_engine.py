@@ -177,6 +177,30 @@ def test_default_policy_runs_the_current_task_until_it_ends_then_the_lowest(
     assert o.ok and o.trace[-1].words["f"] == 6
 
 
+def _seven(s: SimpleNamespace) -> int:
+    return 7  # no word call: no point, the task ends during the start
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("first", [0, 2])
+def test_tasks_start_in_order_and_one_without_points_ends_at_once(
+    backend: str, first: int
+) -> None:
+    """At start every task runs to its first point, in order (futex.check.runtime); a
+    task that makes no call ends there, and the ones after it still start; the first
+    decision sees every task parked at its first point, nothing run yet."""
+    seen: list[Point] = []
+    sc = Scenario("start", _flag, [("A", _bump), ("B", _seven), ("C", _bump)])
+    o = run_schedule(sc, script([first], seen), backend=backend)
+    assert o.ok and o.results == {"A": None, "B": 7, "C": None}
+    p = seen[0]
+    assert (p.step, p.current, p.runnable, p.at) == (0, None, (0, 2), 0)
+    assert {i: op.kind for i, op in p.next_ops.items()} == {0: "fetch_add", 2: "fetch_add"}
+    order = ["A", "A", "C", "C"] if first == 0 else ["C", "C", "A", "A"]
+    assert [s.task for s in o.trace] == order
+    assert o.preemptions == 0
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_preemption_is_a_switch_away_from_a_task_that_can_run(backend: str) -> None:
     """Switching at a block or an exit is free; running another task while the current

@@ -11,7 +11,7 @@ invariant) is the :class:`~futex.check.record.Recorder` half.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from futex.check import machine as _machine
 from futex.check.detect import judge_livelock, judge_stuck
@@ -126,11 +126,15 @@ class Run(Recorder):
         t.word = word
         t.raw = None
         if self.starting:
-            self._switch(t, None)
+            self._start_next(t)
         elif self.ready == 1 and not self.blocked and not self.stale and not self.clock.armed:
             self.current = t.index  # the one task that can run, and no event can happen
-        else:
-            self._schedule(t)
+        else:  # _schedule(t), inline (the hot path): returns when t is picked
+            nxt = self._decide()
+            if nxt is not t:
+                if nxt is None:
+                    self._over(t)
+                self._switch(t, nxt)
         return t
 
     # -- contexts ------------------------------------------------------------------------
@@ -199,16 +203,35 @@ class Run(Recorder):
         while True:
             nxt = self._decide()
             if nxt is None:  # over
-                self.over = True
                 if me is not None:
-                    self._switch(me, None)
-                    raise Abort  # not reached: the hub resumes us only to abort
+                    self._over(me)
+                self.over = True
                 return
             if nxt is me:
                 return
             self._switch(me, nxt)
             if me is not None or self.over:
                 return
+
+    def _start_next(self, t: TaskState) -> None:
+        """At its first point, ``t`` starts the next task (tasks start in order, each
+        running to its first point); the last one makes the schedule's first decision."""
+        for nxt in self.tasks[t.index + 1 :]:
+            if nxt.ctx is None:
+                self._switch(t, nxt)
+                return
+        self.starting = False
+        first = self._decide()
+        if first is not t:
+            if first is None:
+                self._over(t)
+            self._switch(t, first)
+
+    def _over(self, me: TaskState) -> NoReturn:
+        """The schedule is over: task ``me`` passes control to the hub for good."""
+        self.over = True
+        self._switch(me, None)
+        raise Abort  # not reached: the hub resumes us only to abort
 
     def _decide(self) -> TaskState | None:
         """The task to run next (events chosen on the way happen here), or ``None``: the
@@ -425,12 +448,13 @@ class Run(Recorder):
             self.state = self.scenario.setup(Env(self))
             self.in_setup = False
             self.values = self._snapshot()
-            for t in self.tasks:
-                self._switch(None, t)
-                if self.outcome is not None:
+            for t in self.tasks:  # the first, and the next after one that ended at once
+                if self.outcome is not None or self.over:
                     break
+                if t.ctx is None:
+                    self._switch(None, t)
             self.starting = False
-            if self.outcome is None:
+            if self.outcome is None and not self.over:
                 self._schedule(None)
             self.aborting = True
             for t in self.tasks:
