@@ -7,6 +7,9 @@
  *   otherwise);
  * - a blocked LOCK_PI sets FUTEX_WAITERS; the owner's UNLOCK_PI hands the lock over: the
  *   word becomes the waiter's tid | FUTEX_WAITERS (kept while the kernel has PI state);
+ *   a waiter that timed out leaves FUTEX_WAITERS set, and UNLOCK_PI with no waiter left
+ *   stores 0 (so the hand-over uses a second word nobody waited on before: its
+ *   FUTEX_WAITERS bit says the main thread is blocked there);
  * - a word with FUTEX_OWNER_DIED and no tid is taken keeping the bit; a word naming a tid
  *   that does not exist: ESRCH;
  * - a read-only or unmapped word EFAULT, a misaligned one EINVAL.
@@ -19,8 +22,8 @@
 
 #define TID_MASK 0x3fffffffu
 
-static unsigned pw;
-static int state; /* 1: helper owns pw; 2: helper may unlock */
+static unsigned pw, pw2;
+static int state; /* 1: helper owns pw and pw2; 2: helper may unlock */
 static long helper_tid;
 
 static void *helper(void *arg)
@@ -29,13 +32,16 @@ static void *helper(void *arg)
     helper_tid = gettid_();
     CHECK_ERRNO(futex(&pw, FUTEX_LOCK_PI_PRIVATE, 0, NULL, NULL, 0), 0);
     CHECK_EQ(pw, helper_tid);
+    CHECK_ERRNO(futex(&pw2, FUTEX_LOCK_PI_PRIVATE, 0, NULL, NULL, 0), 0);
     __atomic_store_n(&state, 1, __ATOMIC_SEQ_CST);
     while (__atomic_load_n(&state, __ATOMIC_SEQ_CST) != 2)
         sched_yield();
-    /* unlock only once the main thread is blocked in LOCK_PI */
-    while (!(__atomic_load_n(&pw, __ATOMIC_SEQ_CST) & FUTEX_WAITERS))
-        sched_yield();
+    /* pw: the main thread's timed-out waits left FUTEX_WAITERS set, nobody waits now */
     CHECK_ERRNO(futex(&pw, FUTEX_UNLOCK_PI_PRIVATE, 0, NULL, NULL, 0), 0);
+    /* pw2: unlock only once the main thread is blocked in LOCK_PI on it */
+    while (!(__atomic_load_n(&pw2, __ATOMIC_SEQ_CST) & FUTEX_WAITERS))
+        sched_yield();
+    CHECK_ERRNO(futex(&pw2, FUTEX_UNLOCK_PI_PRIVATE, 0, NULL, NULL, 0), 0);
     return NULL;
 }
 
@@ -75,12 +81,14 @@ int main(void)
     CHECK_EQ(pw & TID_MASK, helper_tid);
     printf("held: TRYLOCK EAGAIN, UNLOCK EPERM, LOCK_PI/LOCK_PI2 ETIMEDOUT\n");
 
+    CHECK(pw & FUTEX_WAITERS); /* left by the timed-out waits: kernel/futex/pi.c */
     __atomic_store_n(&state, 2, __ATOMIC_SEQ_CST);
-    CHECK_ERRNO(futex(&pw, FUTEX_LOCK_PI_PRIVATE, 0, NULL, NULL, 0), 0);
-    CHECK_EQ(pw, (unsigned)me | FUTEX_WAITERS);
+    CHECK_ERRNO(futex(&pw2, FUTEX_LOCK_PI_PRIVATE, 0, NULL, NULL, 0), 0);
+    CHECK_EQ(pw2, (unsigned)me | FUTEX_WAITERS);
     CHECK_RC(pthread_join(t, NULL), 0);
-    CHECK_ERRNO(futex(&pw, FUTEX_UNLOCK_PI_PRIVATE, 0, NULL, NULL, 0), 0);
-    CHECK_EQ(pw, 0);
+    CHECK_EQ(pw, 0); /* UNLOCK_PI with no waiter stored 0 despite FUTEX_WAITERS */
+    CHECK_ERRNO(futex(&pw2, FUTEX_UNLOCK_PI_PRIVATE, 0, NULL, NULL, 0), 0);
+    CHECK_EQ(pw2, 0);
     printf("handed over: word = tid | FUTEX_WAITERS, then 0\n");
 
     pw = FUTEX_OWNER_DIED;
