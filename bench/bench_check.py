@@ -7,7 +7,8 @@ each -- about 20 scheduling points a schedule.  Each strategy explores it throug
 switch, block and wake; PCT(3); DFS at preemption bound 2, restarted when complete), and
 the default policy runs it through ``run_schedule``.  Prints schedules/s (the median of
 0.4 s windows, and the best one), steps a schedule and steps/s, the setup cost (machine
-acquire + release, an empty schedule) and the greenlet/threads ratio of the same run.
+acquire + release, an empty schedule), the cyclic garbage collector's runs per 1,000
+schedules, and the greenlet/threads ratio of the same run.
 
     python bench/bench_check.py [--seconds 2]
 """
@@ -15,6 +16,7 @@ acquire + release, an empty schedule) and the greenlet/threads ratio of the same
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -64,9 +66,9 @@ WINDOW = 0.4
 
 def _bench(
     backend: str, seconds: float, make: Callable[[], Strategy | None]
-) -> tuple[float, float, float]:
+) -> tuple[float, float, float, float]:
     """The median and the best window's schedules per second of ``make()``'s exploration,
-    and the steps a schedule."""
+    the steps a schedule, and the cyclic garbage collector's runs per 1,000 schedules."""
     counted = [0, 0]  # schedules, steps
 
     def runner(*args: Any, **kwargs: Any) -> Any:
@@ -90,6 +92,7 @@ def _bench(
     counted[:] = [0, 0]
     seed = 0
     rates = []
+    collections = sum(g["collections"] for g in gc.get_stats())
     start = time.perf_counter()
     while True:
         began, done = time.perf_counter(), counted[0]
@@ -102,7 +105,9 @@ def _bench(
         rates.append((counted[0] - done) / (now - began))
         if now - start >= seconds:
             break
-    return statistics.median(rates), max(rates), counted[1] / counted[0]
+    collections = sum(g["collections"] for g in gc.get_stats()) - collections
+    per_1000 = collections * 1000 / counted[0]
+    return statistics.median(rates), max(rates), counted[1] / counted[0], per_1000
 
 
 def _setup_cost(count: int = 20000) -> tuple[float, float]:
@@ -136,10 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, make in STRATEGIES.items():
         rates = {}
         for b in backends:
-            rate, best, pts = _bench(b, args.seconds, make)
+            rate, best, pts, collected = _bench(b, args.seconds, make)
             rates[b] = rate
             print(f"  {name:8} {b:8} {rate:9,.0f} schedules/s (best window {best:,.0f})  "
-                  f"{rate * pts:10,.0f} steps/s  ({pts:.1f} steps a schedule)")  # fmt: skip
+                  f"{rate * pts:10,.0f} steps/s  ({pts:.1f} steps a schedule; "
+                  f"gc {collected:.0f} per 1,000)")  # fmt: skip
         if len(rates) == 2:
             print(f"  {name:8} greenlet/threads = {rates['greenlet'] / rates['threads']:.1f}x")
     return 0

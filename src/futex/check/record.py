@@ -12,7 +12,7 @@ schedule: the task passes control to the hub, which unwinds it (:class:`Abort`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from futex.check.detect import queued_address, queued_tasks
 from futex.check.model import WRITES, Scenario
@@ -67,6 +67,9 @@ class Recorder:
     def _switch(self, me: TaskState | None, to: TaskState | None) -> None:
         raise NotImplementedError
 
+    def _over(self, me: TaskState) -> NoReturn:
+        raise NotImplementedError
+
     def _fail(self, kind: str, message: str, task: str | None, error: BaseException | None) -> None:
         raise NotImplementedError
 
@@ -114,9 +117,7 @@ class Recorder:
         if self._checks or n + 1 >= self.max_steps:
             self._after_step()
             if self.outcome is not None:
-                self.over = True
-                self._switch(t, None)
-                raise Abort  # not reached: the hub resumes us only to abort
+                self._over(t)
 
     def raised(self, t: TaskState, error: BaseException) -> None:
         if t.op is None or isinstance(error, Abort):
@@ -162,9 +163,7 @@ class Recorder:
         if self._checks or n + 1 >= self.max_steps:
             self._after_step()
         if self.outcome is not None:
-            self.over = True
-            self._switch(t, None)
-            raise Abort  # not reached: the hub resumes us only to abort
+            self._over(t)
 
     def _unspin(self) -> None:
         for x in self.tasks:
